@@ -1,0 +1,12 @@
+"""Tax on one line: a percentage of its amount, rounded half up to the minor unit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .catalogue import TaxRate
+from .money import round_half_up
+
+
+def tax_amount(amount: int, rate: TaxRate) -> int:
+    return round_half_up(Decimal(amount) * rate.rate / Decimal(100))
