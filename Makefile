@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: run test bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## run: migrate a SQLite database under instance/, load the demo data, serve on 127.0.0.1:$(PORT)
+run: venv
+	$(FLASK) db upgrade
+	$(FLASK) billing seed-demo
+	@echo ""
+	@echo "  Infusion Billing on http://127.0.0.1:$(PORT)/"
+	@echo "    health:    http://127.0.0.1:$(PORT)/healthz"
+	@echo "    API docs:  http://127.0.0.1:$(PORT)/api/docs"
+	@echo "    staff login: admin@clinic.example / demo-admin-password"
+	@echo "    an API key: $(FLASK) billing create-api-key NAME"
+	@echo ""
+	BILLING_INSECURE_COOKIES=1 $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) \
+		--no-control-socket --access-logfile - wsgi:app
+
+## test: the whole suite on SQLite, then again on TEST_DATABASE_URL when it is set
+test: venv
+	env -u TEST_DATABASE_URL -u BILLING_TEST_DB $(BIN)/python -m pytest
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== the same suite on $$TEST_DATABASE_URL"; \
+		BILLING_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest; \
+	fi
+
+## bench: the speed figures, printed (see bench/README.md)
+bench: venv
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,105 @@
+"""Start the service (or the yardstick) under gunicorn on 127.0.0.1 and load it with wrk."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _flask(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+@contextlib.contextmanager
+def service_env(database_url: str | None = None) -> Iterator[tuple[dict[str, str], str]]:
+    """A migrated, seeded database and an API key: (environment, key)."""
+    with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
+        env = {**os.environ, "BILLING_INSTANCE_PATH": tmp}
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        _flask(env, "db", "upgrade")
+        _flask(env, "billing", "seed-demo")
+        key = _flask(env, "billing", "create-api-key", "bench").strip().splitlines()[-1]
+        yield env, key
+
+
+@contextlib.contextmanager
+def gunicorn(app: str, env: dict[str, str], ready_path: str, workers: int = 2) -> Iterator[str]:
+    port = free_port()
+    log = open(Path(env.get("BILLING_INSTANCE_PATH", tempfile.gettempdir())) / f"gunicorn-{port}.log", "w")
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         "--no-control-socket", "--log-level", "warning", app],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + ready_path, timeout=1)
+                break
+            except Exception:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{app} did not start; see {log.name}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def wrk(url: str, *, method: str = "GET", body: object | None = None, headers: dict[str, str] | None = None,
+        seconds: int = 8, connections: int = 16, threads: int = 2) -> dict[str, float]:
+    """Requests per second and latency percentiles (ms) from wrk, which must be installed."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does this)")
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+    for name, value in (headers or {}).items():
+        lines.append(f'wrk.headers["{name}"] = "{value}"')
+    lines.append("""
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %.3f %.3f\\n", summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, summary.duration, 0, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000))
+end""")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines))
+    try:
+        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) \d+ ([\d.]+) ([\d.]+)", out)
+    if not match:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    requests, errors, micros, p50, p99 = match.groups()
+    return {"requests": int(requests), "errors": int(errors), "rps": int(requests) / (int(micros) / 1e6),
+            "p50_ms": float(p50), "p99_ms": float(p99)}

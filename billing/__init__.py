@@ -1,0 +1,92 @@
+"""Infusion Billing: prices and bills IVIG infusions, and takes payment.
+
+`create_app()` is the application factory: settings, extensions, blueprints, error handlers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import flask_swagger_ui
+from flask import Blueprint, Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import ConfigError, load_settings
+
+__all__ = ["create_app", "ConfigError"]
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    # SQLite leaves foreign keys off and readers blocking writers unless asked.
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    instance = Path(os.environ.get("BILLING_INSTANCE_PATH") or _PROJECT_ROOT / "instance")
+    app = Flask(__name__, instance_path=str(instance))
+    app.config.update(load_settings(os.environ, instance))
+    app.config.update(
+        SQLALCHEMY_TRACK_MODIFICATIONS=False,
+        API_TITLE="Infusion Billing",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        # Served from the flask-swagger-ui package, not a CDN the clinic's network may block.
+        OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=not os.environ.get("BILLING_INSECURE_COOKIES"),
+        REMEMBER_COOKIE_SECURE=not os.environ.get("BILLING_INSECURE_COOKIES"),
+    )
+    if config:
+        app.config.update(config)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+
+    from . import models  # noqa: F401  (tables registered before migrate sees the metadata)
+    from .api import register_api
+    from .api.problems import register_error_handlers
+    from .cli import billing_cli
+    from .extensions import csrf, db, login_manager, migrate
+    from .health import bp as health_bp
+    from .request_log import configure_logging, init_request_log
+
+    configure_logging()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    register_api(app)
+    register_error_handlers(app)
+    init_request_log(app)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(Blueprint(
+        "swagger_ui_files", __name__,
+        static_folder=str(Path(flask_swagger_ui.__file__).parent / "dist"),
+        static_url_path="/api/docs/static",
+    ))
+    app.cli.add_command(billing_cli)
+
+    @login_manager.user_loader
+    def _load_user(user_id: str):
+        return db.session.get(models.User, user_id)
+
+    return app

@@ -1,0 +1,71 @@
+"""Marshmallow fields for the contract's wire formats: decimals as strings, money as int pence."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import fields
+
+from ..pricing import Money, decimal_text
+
+
+class DecimalString(fields.Field):
+    """A decimal quantity written as a JSON string ("12.5"); a JSON number with a fraction is
+    refused, since it has already been through a binary float by the time we see it."""
+
+    default_error_messages = {
+        "invalid": 'Not a decimal number; write it as a string, like "12.5".',
+        "float": 'Write decimals as strings, like "12.5": a JSON number may not be exact.',
+        "special": "Not a finite number.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = kwargs.pop("metadata", {})
+        super().__init__(metadata={"type": "string", "format": "decimal", "example": "12.5", **metadata}, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return decimal_text(Decimal(value))
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, float):
+            raise self.make_error("float")
+        if not isinstance(value, (str, int)) or (isinstance(value, str) and len(value) > 40):
+            raise self.make_error("invalid")
+        try:
+            number = Decimal(value.strip() if isinstance(value, str) else value)
+        except InvalidOperation:
+            raise self.make_error("invalid") from None
+        if not number.is_finite():
+            raise self.make_error("special")
+        return number
+
+
+class Amount(fields.Integer):
+    """Whole minor units (pence). Dumps a Money as its amount."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("strict", True)
+        metadata = kwargs.pop("metadata", {})
+        super().__init__(metadata={"description": "Integer amount in the currency's minor unit (pence).", **metadata}, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int | None:
+        if isinstance(value, Money):
+            return value.amount
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class ISODate(fields.Date):
+    """A date; dumps a stored ISO string unchanged."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, date):
+            return value.isoformat()
+        return super()._serialize(value, attr, obj, **kwargs)

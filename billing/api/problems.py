@@ -1,0 +1,143 @@
+"""Every error as RFC 9457 problem+json under /api, and as an HTML page elsewhere.
+
+flask-smorest registers one handler for every HTTPException app-wide; ProblemApi
+replaces it once, so staff pages keep HTML errors and the API never answers HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Mapping
+
+from flask import Flask, Response, g, json, render_template, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from ..errors import DomainProblem
+
+log = logging.getLogger("billing.errors")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://billing.invalid/problems/"
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """webargs' nested {"json": {"dose": {"grams": [...]}}} → {"dose.grams": [...]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if not prefix and key in ("json", "query", "form", "headers", "view_args", "path"):
+                flat.update(flatten_errors(value, ""))
+                continue
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_errors(value, path))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for i, item in enumerate(messages):
+            flat.update(flatten_errors(item, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    errors: Mapping[str, list[str]] | None = None,
+    slug: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+    }
+    if errors:
+        body["errors"] = dict(errors)
+    request_id = getattr(g, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def wants_problem_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+_DETAILS = {
+    400: "The request body is not valid JSON.",
+    401: "A valid API key is required: send Authorization: Bearer <key>.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept that method.",
+    422: "The request has invalid fields; see errors.",
+}
+
+
+_TITLES = {422: "Unprocessable Content"}  # RFC 9110's name; werkzeug still says "Entity"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+class ProblemApi(Api):
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        code = error.code or 500
+        data = getattr(error, "data", None) or {}
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        if not wants_problem_json():
+            return html_error(code, error.name, error.description), code, headers
+        errors = None
+        messages = data.get("errors") or data.get("messages")
+        if messages:
+            errors = flatten_errors(messages)
+        detail = data.get("message") or _DETAILS.get(code) or error.description
+        if code == 400 and errors:
+            # webargs reports a body it could not parse as {"json": ["Invalid JSON body."]}
+            detail = "; ".join(m for ms in errors.values() for m in ms)
+            errors = None
+        return problem(code, _TITLES.get(code, error.name), detail, errors=errors, headers=headers)
+
+
+def html_error(code: int, title: str, description: str | None) -> str:
+    return render_template("error.html", code=code, title=title, description=description)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from ..pricing import PricingError, PriceListInvalid
+
+    @app.errorhandler(PriceListInvalid)
+    def _price_list_invalid(error: PriceListInvalid):
+        return problem(422, "Unprocessable Content", "The price list breaks a rule; see errors.",
+                       errors=error.errors, slug="invalid-price-list")
+
+    @app.errorhandler(PricingError)
+    def _pricing_error(error: PricingError):
+        return problem(422, "Unprocessable Content", error.message,
+                       errors={error.field: [error.message]}, slug="cannot-price")
+
+    @app.errorhandler(DomainProblem)
+    def _domain_problem(error: DomainProblem):
+        errors = {error.field: [error.detail]} if error.field else None
+        if not wants_problem_json():
+            return html_error(error.status, error.title, error.detail), error.status
+        return problem(error.status, error.title, error.detail, errors=errors,
+                       slug=_slug(type(error).__name__))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error", extra={"request_id": getattr(g, "request_id", None)})
+        if not wants_problem_json():
+            return html_error(500, "Internal Server Error", "Something went wrong on our side."), 500
+        return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")

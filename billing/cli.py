@@ -1,0 +1,90 @@
+"""`flask --app wsgi billing …`: users, API keys and the demo price list."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import access
+from .extensions import db
+from .models import PriceListVersion, User
+
+billing_cli = AppGroup("billing", help="Infusion Billing administration.")
+
+DEMO_USER = "admin@clinic.example"
+DEMO_PASSWORD = "demo-admin-password"
+
+DEMO_PRICE_LIST = {
+    "effective_from": "2026-01-01",
+    "currency": "GBP",
+    "statement": "Other fertility investigations, treatment or preservation services for either "
+    "partner are not included in this charge.",
+    "products": [
+        {"code": "IVIG10-5-10-20", "name": "Human normal immunoglobulin 10%", "pricing": "per_vial",
+         "gram_amount": None,
+         "vials": [{"grams": "5", "unit_amount": 30000}, {"grams": "10", "unit_amount": 56000},
+                   {"grams": "20", "unit_amount": 112000}]},
+        {"code": "IVIG10-PER-GRAM", "name": "Human normal immunoglobulin 10%", "pricing": "per_gram",
+         "gram_amount": 5500,
+         "vials": [{"grams": "2.5", "unit_amount": None}, {"grams": "5", "unit_amount": None},
+                   {"grams": "10", "unit_amount": None}]},
+    ],
+    "infusion_service": {"tiers": [{"up_to_minutes": 120, "amount": 25000},
+                                   {"up_to_minutes": 240, "amount": 35000}],
+                         "extra_per_30_minutes": 5000},
+    "tax": {"immunoglobulin_product": {"rate": "0", "label": "Exempt"},
+            "infusion_service": {"rate": "0", "label": "Exempt"}},
+    "cancellation": {"charge_prepared_product": True},
+}
+
+
+@billing_cli.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(access.ROLES), required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_user(email: str, role: str, password: str) -> None:
+    """Add a member of staff who signs in to the web pages."""
+    try:
+        user = access.create_user(email, role, password)
+    except access.AccessError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Created {user.role} {user.email} ({user.id}).")
+
+
+@billing_cli.command("create-api-key")
+@click.argument("name")
+def create_api_key(name: str) -> None:
+    """Create an API key; the key itself is shown once, on the last line."""
+    try:
+        issued = access.create_api_key(name)
+    except access.AccessError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Created API key {issued.id} ({issued.name}). Store it now; it is not shown again:")
+    click.echo(issued.secret)
+
+
+@billing_cli.command("revoke-api-key")
+@click.argument("key_id")
+def revoke_api_key(key_id: str) -> None:
+    """Revoke an API key by its id (key_…); requests with it are refused from now on."""
+    try:
+        key = access.revoke_api_key(key_id)
+    except access.AccessError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Revoked {key.id} ({key.name}).")
+
+
+@billing_cli.command("seed-demo")
+def seed_demo() -> None:
+    """Load the contract's example price list and a demo admin, unless there are some already."""
+    from .price_lists import create_price_list
+
+    if db.session.scalar(select(PriceListVersion.id).limit(1)) is None:
+        row = create_price_list(DEMO_PRICE_LIST, "cli:seed-demo")
+        click.echo(f"Loaded the demo price list {row.id} (version {row.version}).")
+    else:
+        click.echo("A price list exists already; left as it is.")
+    if db.session.scalar(select(User.id).limit(1)) is None:
+        access.create_user(DEMO_USER, "admin", DEMO_PASSWORD)
+        click.echo(f"Created the demo admin {DEMO_USER}.")

@@ -1,0 +1,76 @@
+"""Settings read once from the environment, with safe defaults for a first run."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """A setting that stops start-up; its message is one line for the operator."""
+
+
+def _secret_key(instance: Path) -> str:
+    """The session signing key: generated once into instance/ and kept there."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def database_url(raw: str | None, instance: Path) -> str:
+    if not raw:
+        return f"sqlite:///{instance / 'billing.sqlite3'}"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL is not a database URL (expected sqlite:///path or postgresql://…)") from None
+    backend = url.get_backend_name()
+    if backend == "postgres" or (backend == "postgresql" and url.drivername in ("postgres", "postgresql")):
+        # psycopg 3 is the driver we ship; accept the plain scheme that hosting platforms hand out.
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"DATABASE_URL names {backend}; only sqlite and postgresql are supported")
+    return url.render_as_string(hide_password=False)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
+    instance.mkdir(parents=True, exist_ok=True)
+    return {
+        "SECRET_KEY": environ.get("SECRET_KEY") or _secret_key(instance),
+        "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance),
+        "BOOKING_WEBHOOK_SECRET": environ.get("BOOKING_WEBHOOK_SECRET") or None,
+        "STRIPE_SECRET_KEY": environ.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_PUBLISHABLE_KEY": environ.get("STRIPE_PUBLISHABLE_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": environ.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": environ.get("STRIPE_API_BASE") or "https://api.stripe.com",
+        "STRIPE_JS_URL": environ.get("STRIPE_JS_URL") or "https://js.stripe.com/v3/",
+        "PUBLIC_BASE_URL": (environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        "CLINIC_NAME": environ.get("CLINIC_NAME") or "The Fertility Clinic",
+        "CLINIC_ADDRESS": environ.get("CLINIC_ADDRESS") or "1 Clinic Street, London, W1 1AA",
+        "INVOICE_PREFIX": environ.get("INVOICE_PREFIX") or "INV",
+        "INVOICE_DUE_DAYS": _int(environ, "INVOICE_DUE_DAYS", 14, 0, 365),
+        "PAYMENT_LINK_DAYS": _int(environ, "PAYMENT_LINK_DAYS", 30, 1, 365),
+    }

@@ -1,0 +1,38 @@
+"""A small per-process memory of recent answers, for lookups every request makes.
+
+Entries live `seconds` and are dropped at once when this process changes what they
+remember; another worker's change is seen within `seconds`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Generic, Hashable, TypeVar
+
+V = TypeVar("V")
+_MISSING = object()
+
+
+class Recent(Generic[V]):
+    def __init__(self, seconds: float, max_entries: int = 1024) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._entries: dict[Hashable, tuple[float, V]] = {}
+
+    def get(self, key: Hashable) -> V | object:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.seconds:
+            return _MISSING
+        return entry[1]
+
+    def put(self, key: Hashable, value: V) -> V:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+MISSING = _MISSING

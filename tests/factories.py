@@ -1,0 +1,27 @@
+"""Documents and requests the tests build on: the contract's example price list first."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from billing.cli import DEMO_PRICE_LIST
+
+
+def price_list_document(**changes: Any) -> dict[str, Any]:
+    """The contract's example price list, with top-level fields replaced."""
+    document = copy.deepcopy(DEMO_PRICE_LIST)
+    document.update(changes)
+    return document
+
+
+def infusion(**changes: Any) -> dict[str, Any]:
+    """The contract's example infusion: 0.4 g/kg at 68.5 kg, 180 minutes, 1 December 2026."""
+    body: dict[str, Any] = {
+        "product_code": "IVIG10-5-10-20",
+        "dose": {"grams_per_kg": "0.4", "weight_kg": "68.5"},
+        "duration_minutes": 180,
+        "service_date": "2026-12-01",
+    }
+    body.update(changes)
+    return body
