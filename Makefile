@@ -26,7 +26,7 @@ run: venv
 	@echo "    an API key: $(FLASK) billing create-api-key NAME"
 	@echo ""
 	BILLING_INSECURE_COOKIES=1 $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) \
-		--no-control-socket --access-logfile - wsgi:app
+		--no-control-socket wsgi:app
 
 ## test: the whole suite on SQLite, then again on TEST_DATABASE_URL when it is set
 test: venv

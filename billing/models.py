@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -89,3 +101,130 @@ class PriceListVersion(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class Invoice(db.Model):
+    """An invoice for one infusion. Lines are a JSON snapshot, frozen once the invoice is open;
+    the two fee amounts are also columns, so reports can sum them in SQL."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        # Each list filter walks its own index newest first, so a page costs the same at any size.
+        Index("ix_invoices_status_seq", "status", "seq"),
+        Index("ix_invoices_patient_seq", "patient_id", "seq"),
+        Index("ix_invoices_booking_seq", "booking_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    service_date: Mapped[date] = mapped_column(Date)
+    booking_id: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(String(64))
+    patient_name: Mapped[str] = mapped_column(String(200))
+    patient_email: Mapped[str | None] = mapped_column(String(254))
+    patient_address: Mapped[str | None] = mapped_column(Text)
+    bill_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    charge: Mapped[str] = mapped_column(String(16), default="full")  # full | product_only
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    price_list_id: Mapped[str] = mapped_column(ForeignKey("price_lists.id"))
+    price_list_version: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    excluded_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    statement: Mapped[str] = mapped_column(Text)
+    product_amount: Mapped[int] = mapped_column(BigInteger)
+    service_amount: Mapped[int] = mapped_column(BigInteger)
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    tax: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    uncollectible_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by every change; on SQLite, bumping it first is how a use case takes the write lock.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def amount_due(self) -> int:
+        return self.total - self.amount_paid
+
+
+class InvoiceCounter(db.Model):
+    """The last invoice number used in a year. Finalize increments it inside its own
+    transaction, so a number is only ever used by a committed invoice: no gaps."""
+
+    __tablename__ = "invoice_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Payment(db.Model):
+    __tablename__ = "payments"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    invoice_seq: Mapped[int] = mapped_column(ForeignKey("invoices.seq"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    method: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    received_on: Mapped[date] = mapped_column(Date)
+    # One payment per PaymentIntent, however many times Stripe says it succeeded.
+    stripe_payment_intent: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Refund(db.Model):
+    __tablename__ = "refunds"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    invoice_seq: Mapped[int] = mapped_column(ForeignKey("invoices.seq"), index=True)
+    payment_seq: Mapped[int] = mapped_column(ForeignKey("payments.seq"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    stripe_refund: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(db.Model):
+    """Append-only: who did what to which invoice, when, with the state before and after."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_seq: Mapped[int] = mapped_column(ForeignKey("invoices.seq"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyKey(db.Model):
+    """A POST's Idempotency-Key and the answer it got, kept to replay to a retry.
+
+    Written in the same transaction as the change the request made, so a stored key always
+    means the change happened once."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("actor", "key", name="uq_idempotency_keys_actor_key"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -35,7 +35,7 @@ def build_request(data: dict[str, Any]) -> InfusionRequest:
         duration_minutes=data["duration_minutes"],
         service_date=data["service_date"],
         other_items=tuple(
-            OtherItem(i["description"], i.get("code"), i.get("category"), i.get("recipient", "patient"))
+            OtherItem(i["description"], i.get("code"), i.get("category"), i.get("for", "patient"))
             for i in data.get("other_items") or ()
         ),
         vials_dispensed=None if dispensed is None else tuple((v["grams"], v["count"]) for v in dispensed),

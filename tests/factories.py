@@ -25,3 +25,11 @@ def infusion(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
+
+
+def invoice_body(**changes: Any) -> dict[str, Any]:
+    """A draft invoice for the contract's example infusion (total 203000)."""
+    body = infusion(patient={"id": "pt_9", "name": "Alex Example", "email": "alex@example.org"},
+                    booking_id="bk_123")
+    body.update(changes)
+    return body

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from .. import quotes
 from ..pricing import CourseQuote
 from .auth import api_blueprint
-from .render import course_json, quote_json
+from ..pricing.documents import course_json, quote_json
 from .schemas import CourseQuoteSchema, QuoteRequestSchema, QuoteSchema  # noqa: F401 (documented in register_api)
 
 blp = api_blueprint("quotes", __name__, "Quotes and costed treatment plans")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from babel.numbers import list_currencies
-from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..pricing import PRODUCT, SERVICE
 from .fields import Amount, DecimalString, ISODate
@@ -100,7 +100,7 @@ class OtherItemSchema(Schema):
     description = fields.String(required=True, validate=validate.Length(1, 500))
     category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
     recipient = fields.String(
-        data_key="for", load_default="patient", validate=validate.OneOf(["patient", "partner"]),
+        data_key="for", attribute="for", load_default="patient", validate=validate.OneOf(["patient", "partner"]),
         metadata={"description": "Whom the item is for: the patient or the partner."},
     )
 
@@ -154,9 +154,9 @@ class QuoteRequestSchema(Schema.from_dict(_infusion_fields(False), name="_QuoteF
 
 
 class VialLineSchema(Schema):
-    grams = DecimalString(attribute="vial.grams")
+    grams = DecimalString()
     count = fields.Integer()
-    unit_amount = Amount(attribute="vial.unit_amount", allow_none=True)
+    unit_amount = Amount(allow_none=True)
 
 
 class LineSchema(Schema):
@@ -174,12 +174,6 @@ class LineSchema(Schema):
     vials = fields.List(fields.Nested(VialLineSchema), metadata={"description": "Product line only."})
     duration_minutes = fields.Integer(metadata={"description": "Service line only."})
 
-    @post_dump
-    def _only_own_fields(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        drop = ("duration_minutes",) if data.get("category") == PRODUCT else ("dose_grams", "waste_grams", "vials")
-        for key in drop:
-            data.pop(key, None)
-        return data
 
 
 class PriceListRefSchema(Schema):
@@ -188,7 +182,7 @@ class PriceListRefSchema(Schema):
 
 
 class QuoteSchema(Schema):
-    estimate = fields.Constant(True)
+    estimate = fields.Boolean()
     currency = fields.String()
     service_date = ISODate()
     price_list = fields.Nested(PriceListRefSchema)
@@ -207,3 +201,128 @@ class CourseQuoteSchema(Schema):
     subtotal = Amount()
     tax = Amount()
     total = Amount()
+
+
+# --- invoices -------------------------------------------------------------------------------
+
+class PatientSchema(Schema):
+    id = fields.String(required=True, validate=validate.Length(1, 64), metadata={"example": "pt_9"})
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    email = fields.Email(allow_none=True, load_default=None)
+    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+
+
+class PayerSchema(Schema):
+    """Who pays, when it isn't the patient: a partner or a third party."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    email = fields.Email(allow_none=True, load_default=None)
+    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+
+
+_invoice_extras = {
+    "patient": fields.Nested(PatientSchema, required=True),
+    "booking_id": fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64)),
+    "bill_to": fields.Nested(PayerSchema, allow_none=True, load_default=None),
+}
+
+InvoiceCreateSchema = Schema.from_dict({**_infusion_fields(True), **_invoice_extras}, name="InvoiceCreate")
+
+
+class InvoiceUpdateSchema(Schema):
+    """Any of the draft's inputs; what is sent replaces what was there, then it is re-priced."""
+
+    product_code = fields.String(validate=validate.Length(1, 64))
+    dose = fields.Nested(DoseSchema)
+    duration_minutes = fields.Integer(strict=True)
+    service_date = fields.Date()
+    other_items = fields.List(fields.Nested(OtherItemSchema), validate=validate.Length(max=50))
+    vials_dispensed = fields.List(fields.Nested(VialsDispensedSchema), allow_none=True,
+                                  validate=validate.Length(1, 20))
+    patient = fields.Nested(PatientSchema)
+    booking_id = fields.String(allow_none=True, validate=validate.Length(1, 64))
+    bill_to = fields.Nested(PayerSchema, allow_none=True)
+
+
+class InvoiceListQuerySchema(PaginationSchema):
+    status = fields.String(validate=validate.OneOf(["draft", "open", "paid", "void", "uncollectible"]))
+    patient_id = fields.String(validate=validate.Length(1, 64))
+    booking_id = fields.String(validate=validate.Length(1, 64))
+
+
+class PaymentCreateSchema(Schema):
+    amount = Amount(required=True)
+    method = fields.String(required=True,
+                           validate=validate.OneOf(["card_terminal", "bank_transfer", "cash", "other"]))
+    reference = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    received_on = fields.Date(load_default=None, metadata={"description": "Defaults to today."})
+
+
+class RefundCreateSchema(Schema):
+    amount = Amount(required=True)
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class PaymentSchema(Schema):
+    id = fields.String()
+    amount = Amount()
+    amount_refunded = Amount()
+    method = fields.String()
+    reference = fields.String(allow_none=True)
+    received_on = ISODate()
+    created_at = fields.DateTime()
+
+
+class RefundSchema(Schema):
+    id = fields.String()
+    payment_id = fields.String()
+    amount = Amount()
+    reason = fields.String()
+    created_at = fields.DateTime()
+
+
+class InvoiceSchema(Schema):
+    id = fields.String(metadata={"example": "inv_…"})
+    number = fields.String(allow_none=True, metadata={"example": "INV-2026-000042"})
+    status = fields.String(metadata={"enum": ["draft", "open", "paid", "void", "uncollectible"]})
+    currency = fields.String()
+    service_date = ISODate()
+    booking_id = fields.String(allow_none=True)
+    patient = fields.Nested(PatientSchema)
+    bill_to = fields.Nested(PayerSchema, allow_none=True)
+    price_list = fields.Nested(PriceListRefSchema)
+    lines = fields.List(fields.Nested(LineSchema))
+    excluded_items = fields.List(fields.Nested(ExcludedItemSchema))
+    statement = fields.String()
+    subtotal = Amount()
+    tax = Amount()
+    total = Amount()
+    amount_paid = Amount()
+    amount_refunded = Amount()
+    amount_due = Amount()
+    issued_at = fields.DateTime(allow_none=True)
+    due_date = ISODate(allow_none=True)
+    paid_at = fields.DateTime(allow_none=True)
+    voided_at = fields.DateTime(allow_none=True)
+    uncollectible_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    payments = fields.List(fields.Nested(PaymentSchema))
+    refunds = fields.List(fields.Nested(RefundSchema))
+
+
+class InvoicePageSchema(Schema):
+    data = fields.List(fields.Nested(InvoiceSchema))
+    has_more = fields.Boolean()
+
+
+class AuditEventSchema(Schema):
+    actor = fields.String(metadata={"example": "api_key:key_…"})
+    action = fields.String(metadata={"example": "finalized"})
+    before = fields.Dict(allow_none=True)
+    after = fields.Dict(allow_none=True)
+    detail = fields.Dict(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class AuditTrailSchema(Schema):
+    data = fields.List(fields.Nested(AuditEventSchema))

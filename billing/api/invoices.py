@@ -1,0 +1,143 @@
+"""Invoices: drafts, finalize, void, uncollectible, payments, refunds, audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+
+from .. import invoicing
+from ..models import Invoice, Payment, Refund
+from ..quotes import build_request
+from .auth import api_blueprint
+from .idempotency import idempotent
+from .schemas import (
+    AuditTrailSchema,
+    InvoiceCreateSchema,
+    InvoiceListQuerySchema,
+    InvoicePageSchema,
+    InvoiceSchema,
+    InvoiceUpdateSchema,
+    PaymentCreateSchema,
+    RefundCreateSchema,
+)
+
+blp = api_blueprint("invoices", __name__, "Invoices, payments and refunds")
+_update_schema = InvoiceUpdateSchema()
+
+IDEMPOTENCY_DOC = {"parameters": [{
+    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
+    "description": "Retry safely: the same key with the same body replays the first answer.",
+}]}
+
+
+def invoice_view(invoice: Invoice, payments: list[Payment], refunds: list[Refund]) -> dict[str, Any]:
+    payment_ids = {p.seq: p.id for p in payments}
+    return {
+        "id": invoice.id, "number": invoice.number, "status": invoice.status, "currency": invoice.currency,
+        "service_date": invoice.service_date, "booking_id": invoice.booking_id,
+        "patient": {"id": invoice.patient_id, "name": invoice.patient_name, "email": invoice.patient_email,
+                    "address": invoice.patient_address},
+        "bill_to": invoice.bill_to,
+        "price_list": {"id": invoice.price_list_id, "version": invoice.price_list_version},
+        "lines": invoice.lines, "excluded_items": invoice.excluded_items, "statement": invoice.statement,
+        "subtotal": invoice.subtotal, "tax": invoice.tax, "total": invoice.total,
+        "amount_paid": invoice.amount_paid, "amount_refunded": invoice.amount_refunded,
+        "amount_due": invoice.amount_due,
+        "issued_at": invoice.issued_at, "due_date": invoice.due_date, "paid_at": invoice.paid_at,
+        "voided_at": invoice.voided_at, "uncollectible_at": invoice.uncollectible_at,
+        "created_at": invoice.created_at,
+        "payments": payments,
+        "refunds": [{"id": r.id, "payment_id": payment_ids.get(r.payment_seq), "amount": r.amount,
+                     "reason": r.reason, "created_at": r.created_at} for r in refunds],
+    }
+
+
+def one(invoice: Invoice) -> dict[str, Any]:
+    payments, refunds = invoicing.children_of([invoice])[invoice.seq]
+    return invoice_view(invoice, payments, refunds)
+
+
+@blp.route("/invoices")
+class Invoices(MethodView):
+    @blp.arguments(InvoiceListQuerySchema(), location="query")
+    @blp.response(200, InvoicePageSchema)
+    def get(self, args):
+        """List invoices newest first; filter by status, patient_id, booking_id."""
+        rows, has_more = invoicing.list_invoices(**args)
+        children = invoicing.children_of(rows)
+        return {"data": [invoice_view(r, *children[r.seq]) for r in rows], "has_more": has_more}
+
+    @idempotent
+    @blp.arguments(InvoiceCreateSchema())
+    @blp.response(201, InvoiceSchema)
+    @blp.doc(**IDEMPOTENCY_DOC)
+    def post(self, data):
+        """A draft invoice for one infusion, priced exactly as a quote."""
+        invoice = invoicing.create_invoice(build_request(data), data["patient"], g.actor,
+                                           booking_id=data["booking_id"], bill_to=data["bill_to"])
+        return one(invoice)
+
+
+@blp.route("/invoices/<invoice_id>")
+class InvoiceById(MethodView):
+    @blp.response(200, InvoiceSchema)
+    def get(self, invoice_id):
+        """One invoice with its payments and refunds."""
+        return one(invoicing.get_invoice(invoice_id))
+
+    @blp.arguments(_update_schema)
+    @blp.response(200, InvoiceSchema)
+    def patch(self, changes, invoice_id):
+        """Change a draft's inputs; it is re-priced. 409 unless the invoice is a draft."""
+        # Back to the JSON form the invoice stores its inputs in; merged under the row lock.
+        return one(invoicing.update_draft(invoice_id, _update_schema.dump(changes), g.actor))
+
+
+def _action(name: str, use_case, summary: str) -> None:
+    class Action(MethodView):
+        @idempotent
+        @blp.response(200, InvoiceSchema)
+        @blp.doc(summary=summary, **IDEMPOTENCY_DOC)
+        def post(self, invoice_id):
+            return one(use_case(invoice_id, g.actor))
+
+    Action.__name__ = f"Invoice{name.title().replace('-', '')}"
+    blp.route(f"/invoices/<invoice_id>/{name}")(Action)
+
+
+_action("finalize", invoicing.finalize_invoice, "draft → open: number, due date, lines frozen")
+_action("void", invoicing.void_invoice, "draft or open, with no payments → void")
+_action("mark-uncollectible", invoicing.mark_uncollectible, "open → uncollectible (written off)")
+
+
+@blp.route("/invoices/<invoice_id>/payments")
+class InvoicePayments(MethodView):
+    @idempotent
+    @blp.arguments(PaymentCreateSchema())
+    @blp.response(201, InvoiceSchema)
+    @blp.doc(**IDEMPOTENCY_DOC)
+    def post(self, data, invoice_id):
+        """Record a payment taken by hand; more than is due is refused (422)."""
+        return one(invoicing.record_payment(invoice_id, data["amount"], data["method"], g.actor,
+                                            reference=data["reference"], received_on=data["received_on"]))
+
+
+@blp.route("/invoices/<invoice_id>/refunds")
+class InvoiceRefunds(MethodView):
+    @idempotent
+    @blp.arguments(RefundCreateSchema())
+    @blp.response(201, InvoiceSchema)
+    @blp.doc(**IDEMPOTENCY_DOC)
+    def post(self, data, invoice_id):
+        """Refund part or all of what was paid; more than remains is refused (422)."""
+        return one(invoicing.refund_manual(invoice_id, data["amount"], data["reason"], g.actor))
+
+
+@blp.route("/invoices/<invoice_id>/audit")
+class InvoiceAudit(MethodView):
+    @blp.response(200, AuditTrailSchema)
+    def get(self, invoice_id):
+        """Who did what to this invoice, when, with the state before and after, oldest first."""
+        return {"data": invoicing.audit_trail(invoice_id)}
