@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from . import http_quotes, pricing
+from . import http_quotes, invoices, pricing
 
-BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main}
+BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main, "invoices": invoices.main}
 
 
 def main(argv: list[str]) -> int:

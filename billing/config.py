@@ -70,6 +70,7 @@ def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
         "PUBLIC_BASE_URL": (environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         "CLINIC_NAME": environ.get("CLINIC_NAME") or "The Fertility Clinic",
         "CLINIC_ADDRESS": environ.get("CLINIC_ADDRESS") or "1 Clinic Street, London, W1 1AA",
+        "CLINIC_CONTACT": environ.get("CLINIC_CONTACT") or "billing@clinic.example, 020 7946 0000",
         "INVOICE_PREFIX": environ.get("INVOICE_PREFIX") or "INV",
         "INVOICE_DUE_DAYS": _int(environ, "INVOICE_DUE_DAYS", 14, 0, 365),
         "PAYMENT_LINK_DAYS": _int(environ, "PAYMENT_LINK_DAYS", 30, 1, 365),

@@ -23,7 +23,9 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after commit without a round trip: a request's session ends right after
+# it serialises what it changed, and use cases that must see fresh rows lock and re-read them.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(render_as_batch=True)  # batch mode: SQLite can't ALTER most things in place
 csrf = CSRFProtect()
 login_manager = LoginManager()

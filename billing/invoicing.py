@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, tuple_, update
 
 from .errors import Invalid, NotFound, WrongState
 from .extensions import db
@@ -52,24 +52,38 @@ def list_invoices(
     *, limit: int, starting_after: str | None = None, status: str | None = None,
     patient_id: str | None = None, booking_id: str | None = None,
 ) -> tuple[list[Invoice], bool]:
-    """Newest first. Each filter has an index ending in seq, so a page reads `limit` rows."""
-    query = select(Invoice).order_by(Invoice.seq.desc())
-    if status:
-        query = query.where(Invoice.status == status)
+    """Newest first; a page reads about `limit` index entries whatever the table's size.
+
+    Each filter has an index (column, seq). Status has few values, and PostgreSQL, seeing
+    `status = 'open'`, may walk the primary key backwards and filter instead, which reads
+    every newer row of other statuses first (a second per page at a million invoices, in
+    the benchmark). Written as a range with `(status, seq)` ordering, only the status index
+    can give that order, so it is walked from the right place and stops after `limit` rows.
+    """
+    cursor = get_invoice(starting_after).seq if starting_after else None
+    query = select(Invoice)
     if patient_id:
         query = query.where(Invoice.patient_id == patient_id)
     if booking_id:
         query = query.where(Invoice.booking_id == booking_id)
-    if starting_after:
-        query = query.where(Invoice.seq < get_invoice(starting_after).seq)
+    if status:
+        query = query.where(Invoice.status >= status, Invoice.status <= status)
+        if cursor is not None:
+            query = query.where(tuple_(Invoice.status, Invoice.seq) < tuple_(literal(status), literal(cursor)))
+        query = query.order_by(Invoice.status.desc(), Invoice.seq.desc())
+    else:
+        if cursor is not None:
+            query = query.where(Invoice.seq < cursor)
+        query = query.order_by(Invoice.seq.desc())
     rows = list(db.session.scalars(query.limit(limit + 1)))
     return rows[:limit], len(rows) > limit
 
 
 def children_of(invoices: list[Invoice]) -> dict[int, tuple[list[Payment], list[Refund]]]:
     """Payments and refunds of many invoices in two queries, keyed by invoice seq."""
-    seqs = [i.seq for i in invoices]
-    found: dict[int, tuple[list[Payment], list[Refund]]] = {seq: ([], []) for seq in seqs}
+    # Refunds come out of payments, so an invoice never paid has neither.
+    seqs = [i.seq for i in invoices if i.amount_paid]
+    found: dict[int, tuple[list[Payment], list[Refund]]] = {i.seq: ([], []) for i in invoices}
     if not seqs:
         return found
     for payment in db.session.scalars(select(Payment).where(Payment.invoice_seq.in_(seqs)).order_by(Payment.seq)):

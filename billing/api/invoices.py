@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
+from flask import Response, current_app, g
 from flask.views import MethodView
 
 from .. import invoicing
 from ..models import Invoice, Payment, Refund
+from ..pdf import render_invoice_pdf
 from ..quotes import build_request
 from .auth import api_blueprint
 from .idempotency import idempotent
@@ -133,6 +134,21 @@ class InvoiceRefunds(MethodView):
     def post(self, data, invoice_id):
         """Refund part or all of what was paid; more than remains is refused (422)."""
         return one(invoicing.refund_manual(invoice_id, data["amount"], data["reason"], g.actor))
+
+
+@blp.route("/invoices/<invoice_id>/pdf")
+class InvoicePdf(MethodView):
+    @blp.doc(responses={"200": {"description": "The invoice as a PDF.",
+                                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
+    def get(self, invoice_id):
+        """The invoice as a PDF: supplier, patient and payer, both fee lines, totals, exclusions."""
+        invoice = invoicing.get_invoice(invoice_id)
+        issued_on = invoice.issued_at.astimezone(invoicing.CLINIC_TIME).date() if invoice.issued_at else None
+        clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
+        body = render_invoice_pdf(invoice, clinic, issued_on=issued_on)
+        response = Response(body, mimetype="application/pdf")
+        response.headers["Content-Disposition"] = f'inline; filename="{invoice.number or invoice.id}.pdf"'
+        return response
 
 
 @blp.route("/invoices/<invoice_id>/audit")

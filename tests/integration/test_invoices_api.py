@@ -228,3 +228,16 @@ def test_a_crash_in_finalize_leaves_a_draft_and_the_counter_unmoved(app, api, mo
         assert db.session.scalar(select(InvoiceCounter.last_number).where(InvoiceCounter.year == YEAR)) in (None, 0)
     monkeypatch.setattr(invoicing, "_audit", real_audit)
     assert act(api, invoice, "finalize")["number"] == f"INV-{YEAR}-000001"
+
+
+def test_paging_through_one_status_visits_each_invoice_once_newest_first(api):
+    opened = [act(api, create(api), "finalize")["id"] for _ in range(4)]
+    create(api)  # a draft in between, not listed
+    seen, cursor = [], None
+    while True:
+        page = api.get("/api/v1/invoices?status=open&limit=1" + (f"&starting_after={cursor}" if cursor else "")).get_json()
+        seen += [i["id"] for i in page["data"]]
+        if not page["has_more"]:
+            break
+        cursor = page["data"][-1]["id"]
+    assert seen == list(reversed(opened))
