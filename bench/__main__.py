@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import http_quotes, invoices, pricing
+from . import booking, http_quotes, invoices, pricing
 
-BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main, "invoices": invoices.main}
+BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main, "invoices": invoices.main,
+              "booking": booking.main}
 
 
 def main(argv: list[str]) -> int:

@@ -24,7 +24,9 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+    # No pre-ping: it costs a round trip on every request. After a database restart, a pooled
+    # connection fails once and is replaced; pool_recycle bounds how old one can get.
+    return {"pool_recycle": 1800, "connect_args": {"connect_timeout": 5}}
 
 
 @event.listens_for(Engine, "connect")

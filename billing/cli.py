@@ -88,3 +88,54 @@ def seed_demo() -> None:
     if db.session.scalar(select(User.id).limit(1)) is None:
         access.create_user(DEMO_USER, "admin", DEMO_PASSWORD)
         click.echo(f"Created the demo admin {DEMO_USER}.")
+
+
+_TEST_EVENT_TYPES = ("infusion.booked", "infusion.updated", "infusion.completed", "infusion.cancelled")
+
+
+@billing_cli.command("send-test-event")
+@click.argument("event_type", type=click.Choice(_TEST_EVENT_TYPES))
+@click.option("--url", default=None, help="Where the service runs (default http://127.0.0.1:$PORT).")
+@click.option("--booking-id", default="bk_demo_1", show_default=True)
+@click.option("--product-prepared", is_flag=True, help="For infusion.cancelled: the vials were opened.")
+def send_test_event(event_type: str, url: str | None, booking_id: str, product_prepared: bool) -> None:
+    """Send a signed sample booking event to a running service, as the booking system would."""
+    import json
+    import os
+    import time
+    import urllib.error
+    import urllib.request
+
+    from flask import current_app
+
+    from .ids import new_id
+    from .webhooks import sign
+
+    secrets = current_app.config["BOOKING_WEBHOOK_SECRETS"]
+    if not secrets:
+        raise click.ClickException("Set BOOKING_WEBHOOK_SECRET (the same value the service runs with).")
+    data = {
+        "booking_id": booking_id,
+        "patient": {"id": "pt_demo", "name": "Demo Patient", "email": "patient@example.org"},
+        "product_code": "IVIG10-5-10-20",
+        "dose": {"grams_per_kg": "0.4", "weight_kg": "68.5"},
+        "duration_minutes": 180,
+        "service_date": time.strftime("%Y-%m-%d"),
+        "other_items": [{"code": "NKA", "description": "NK cell assay", "category": "fertility_investigation"}],
+    }
+    if event_type == "infusion.completed":
+        data["vials_dispensed"] = [{"grams": "20", "count": 1}, {"grams": "10", "count": 1}]
+    if event_type == "infusion.cancelled":
+        data["product_prepared"] = product_prepared
+    body = json.dumps({"id": new_id("evt"), "type": event_type, "created": int(time.time()), "data": data}).encode()
+    target = (url or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}").rstrip("/") + "/api/v1/webhooks/booking"
+    request = urllib.request.Request(target, data=body, method="POST", headers={
+        "Content-Type": "application/json", "Booking-Signature": sign(secrets[0], body)})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            click.echo(f"{response.status} {response.read().decode()}")
+    except urllib.error.HTTPError as error:
+        click.echo(f"{error.code} {error.read().decode()}")
+        raise SystemExit(1) from None
+    except urllib.error.URLError as error:
+        raise click.ClickException(f"Could not reach {target}: {error.reason}") from None

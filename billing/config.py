@@ -61,7 +61,9 @@ def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
     return {
         "SECRET_KEY": environ.get("SECRET_KEY") or _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance),
-        "BOOKING_WEBHOOK_SECRET": environ.get("BOOKING_WEBHOOK_SECRET") or None,
+        # Comma-separated: during a rotation both the old and the new secret are accepted.
+        "BOOKING_WEBHOOK_SECRETS": [s.strip() for s in (environ.get("BOOKING_WEBHOOK_SECRET") or "").split(",")
+                                    if s.strip()],
         "STRIPE_SECRET_KEY": environ.get("STRIPE_SECRET_KEY") or None,
         "STRIPE_PUBLISHABLE_KEY": environ.get("STRIPE_PUBLISHABLE_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": environ.get("STRIPE_WEBHOOK_SECRET") or None,

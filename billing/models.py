@@ -228,3 +228,38 @@ class IdempotencyKey(db.Model):
     status: Mapped[int | None] = mapped_column(Integer)
     body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class BookingEvent(db.Model):
+    """Every delivery from the booking system, as received, with what became of it."""
+
+    __tablename__ = "booking_events"
+    __table_args__ = (Index("ix_booking_events_outcome_seq", "outcome", "seq"),
+                      Index("ix_booking_events_booking_seq", "booking_id", "seq"))
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The sender's event id: unique, so two deliveries of one event can't both be applied.
+    id: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    flag: Mapped[str | None] = mapped_column(Text)  # something finance staff should look at
+    invoice_id: Mapped[str | None] = mapped_column(String(32))
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Booking(db.Model):
+    """Where each booking stands: the newest event applied and the invoice that matches it."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_event_created: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_event_id: Mapped[str | None] = mapped_column(String(100))
+    invoice_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

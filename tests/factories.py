@@ -33,3 +33,22 @@ def invoice_body(**changes: Any) -> dict[str, Any]:
                     booking_id="bk_123")
     body.update(changes)
     return body
+
+
+BOOKING_SECRET = "whsec_booking_test_secret"
+
+
+def booking_event(type_: str, *, event_id: str, booking_id: str = "bk_123", created: int = 1764576000,
+                  **data_changes: Any) -> dict[str, Any]:
+    """A booking system event carrying the whole booking, as the contract's example."""
+    data: dict[str, Any] = {
+        "booking_id": booking_id,
+        "patient": {"id": "pt_9", "name": "Alex Example", "email": "alex@example.org"},
+        "product_code": "IVIG10-5-10-20",
+        "dose": {"grams": "25"},
+        "duration_minutes": 180,
+        "service_date": "2026-12-01",
+        "other_items": [],
+    }
+    data.update(data_changes)
+    return {"id": event_id, "type": type_, "created": created, "data": data}

@@ -7,7 +7,7 @@ from flask import Flask
 
 def register_api(app: Flask) -> None:
     from ..extensions import csrf
-    from . import invoices, price_lists, quotes
+    from . import booking_events, invoices, price_lists, quotes, webhooks
     from .problems import ProblemApi
 
     api = ProblemApi(app)
@@ -17,6 +17,6 @@ def register_api(app: Flask) -> None:
     # Documented through a oneOf rather than a response decorator, so named here.
     api.spec.components.schema("Quote", schema=quotes.QuoteSchema)
     api.spec.components.schema("CourseQuote", schema=quotes.CourseQuoteSchema)
-    for module in (price_lists, quotes, invoices):
-        csrf.exempt(module.blp)  # API clients authenticate with keys, not cookies
+    for module in (price_lists, quotes, invoices, booking_events, webhooks):
+        csrf.exempt(module.blp)  # API clients authenticate with keys or signatures, not cookies
         api.register_blueprint(module.blp)

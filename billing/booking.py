@@ -1,0 +1,285 @@
+"""Use cases for the booking system's events: each booking keeps one matching invoice.
+
+Every delivery is recorded. An event id is applied once (a unique row written in the same
+transaction as its effects); per booking, an event older than the last one applied changes
+nothing. Each infusion.* event carries the whole booking, so any one event is enough alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import invoicing
+from .api.schemas import DoseSchema, OtherItemSchema, PatientSchema, VialsDispensedSchema
+from .errors import DomainProblem, Invalid, NotFound, WrongState
+from .extensions import db
+from .models import Booking, BookingEvent, Invoice, utcnow
+from .pricing import PricingError
+from .pricing.documents import request_json
+from .quotes import build_request, price_list_for
+
+log = logging.getLogger("billing.booking")
+ACTOR = "booking_system"
+
+
+class EventFailed(Invalid):
+    """The event was recorded but can't be applied; finance staff can replay it once fixed."""
+
+    def __init__(self, detail: str, event_id: str | None, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.event_id = event_id
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: str
+    result: str  # created | updated | finalized | voided | duplicate | stale | ignored
+    invoice_id: str | None
+    flag: str | None = None
+
+
+class EnvelopeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # senders add fields; we take what we know
+
+    id = fields.String(required=True, validate=validate.Length(1, 100))
+    type = fields.String(required=True, validate=validate.Length(1, 64))
+    created = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**11))
+    data = fields.Dict(load_default=dict)
+
+
+class BookingSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    booking_id = fields.String(required=True, validate=validate.Length(1, 64))
+    patient = fields.Nested(PatientSchema, required=True)
+    product_code = fields.String(required=True, validate=validate.Length(1, 64))
+    dose = fields.Nested(DoseSchema, required=True)
+    duration_minutes = fields.Integer(strict=True, required=True)
+    service_date = fields.Date(required=True)
+    other_items = fields.List(fields.Nested(OtherItemSchema), load_default=list)
+    vials_dispensed = fields.List(fields.Nested(VialsDispensedSchema), load_default=None)
+    product_prepared = fields.Boolean(load_default=False)
+
+
+_envelope = EnvelopeSchema()
+_booking = BookingSchema()
+
+
+# --- receiving --------------------------------------------------------------------------------
+
+def receive_event(payload: Any) -> Outcome:
+    """Record and apply one delivery whose signature was already checked."""
+    try:
+        envelope = _envelope.load(payload if isinstance(payload, dict) else {})
+    except ValidationError as error:
+        raise EventFailed("The event is not a booking event: it needs id, type and created.",
+                          None, _flat(error.messages)) from None
+    event = BookingEvent(id=envelope["id"], type=envelope["type"], created=envelope["created"],
+                         booking_id=_booking_id(envelope), body=payload, deliveries=1)
+    try:
+        # The work first, then the event row, in one transaction. A second delivery of the same
+        # event queues on the booking's row lock, redoes the work, and then fails on the event
+        # id's unique index at commit, so its transaction rolls back whole: applied once.
+        return _apply_and_commit(event, new=True)
+    except IntegrityError:
+        db.session.rollback()
+    existing = _event(envelope["id"])
+    if existing is None or existing.outcome != "failed":
+        return _duplicate(existing)
+    existing.deliveries += 1  # a retry of a delivery that failed: try it again
+    return _apply_and_commit(existing, delivered=True)
+
+
+def replay_event(event_id: str) -> Outcome:
+    event = _event(event_id)
+    if event is None:
+        raise NotFound(f"No booking event {event_id}.")
+    if event.outcome != "failed":
+        raise WrongState(f"Event {event_id} was applied already ({event.outcome}); only failed events are replayed.")
+    return _apply_and_commit(event)
+
+
+def list_events(*, limit: int, starting_after: str | None = None, outcome: str | None = None,
+                booking_id: str | None = None) -> tuple[list[BookingEvent], bool]:
+    query = select(BookingEvent).order_by(BookingEvent.seq.desc())
+    if outcome:
+        query = query.where(BookingEvent.outcome == outcome)
+    if booking_id:
+        query = query.where(BookingEvent.booking_id == booking_id)
+    if starting_after:
+        after = _event(starting_after)
+        if after is None:
+            raise NotFound(f"No booking event {starting_after}.")
+        query = query.where(BookingEvent.seq < after.seq)
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def _event(event_id: str) -> BookingEvent | None:
+    return db.session.scalar(select(BookingEvent).where(BookingEvent.id == event_id)
+                             .execution_options(populate_existing=True))
+
+
+def _booking_id(envelope: dict[str, Any]) -> str | None:
+    value = envelope["data"].get("booking_id")
+    return value[:64] if isinstance(value, str) else None
+
+
+def _duplicate(event: BookingEvent | None) -> Outcome:
+    if event is None:  # the first delivery failed and rolled back in the meantime
+        raise EventFailed("This event is being applied by another delivery; send it again.", None)
+    outcome = Outcome(event.id, "duplicate", event.invoice_id, event.flag)
+    db.session.execute(update(BookingEvent).where(BookingEvent.seq == event.seq)
+                       .values(deliveries=BookingEvent.deliveries + 1))
+    db.session.commit()
+    return outcome
+
+
+def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool = False) -> Outcome:
+    event_id = event.id
+    try:
+        outcome = _apply(event)
+        event.outcome, event.invoice_id, event.flag = outcome.result, outcome.invoice_id, outcome.flag
+        event.error = None
+        event.applied_at = utcnow()
+        if new:
+            db.session.add(event)
+        db.session.commit()
+    except (PricingError, DomainProblem, ValidationError) as error:
+        db.session.rollback()
+        detail, errors = _explain(error)
+        _record_failure(event_id, event, detail, delivered=delivered or new)
+        log.info("booking event failed", extra={"fields": {"event_id": event_id, "reason": type(error).__name__}})
+        raise EventFailed(detail, event_id, errors) from None
+    return outcome
+
+
+def _record_failure(event_id: str, event: BookingEvent, detail: str, *, delivered: bool) -> None:
+    """After the rollback, keep the delivery and why it failed, so staff can see and replay it."""
+    row = _event(event_id)
+    if row is None:
+        row = BookingEvent(id=event_id, type=event.type, created=event.created, booking_id=event.booking_id,
+                           body=event.body, deliveries=1)
+        db.session.add(row)
+    elif delivered:
+        row.deliveries += 1  # the rollback took back the count of this delivery
+    row.outcome = "failed"
+    row.error = detail
+    try:
+        db.session.commit()
+    except IntegrityError:  # another delivery recorded it first
+        db.session.rollback()
+
+
+def _explain(error: Exception) -> tuple[str, dict[str, list[str]] | None]:
+    if isinstance(error, ValidationError):
+        errors = {f"data.{k}": v for k, v in _flat(error.messages).items()}
+        return "The booking in this event is incomplete or invalid; see errors.", errors
+    if isinstance(error, PricingError):
+        return error.message, {f"data.{error.field}": [error.message]}
+    return str(error), None
+
+
+def _flat(messages: Any) -> dict[str, list[str]]:
+    from .api.problems import flatten_errors
+
+    return flatten_errors(messages)
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+def _apply(event: BookingEvent) -> Outcome:
+    handler = _HANDLERS.get(event.type)
+    if handler is None:
+        return Outcome(event.id, "ignored", None)
+    data = _booking.load(event.body.get("data") or {})
+    booking = _lock_booking(data["booking_id"])
+    if event.created < booking.last_event_created:
+        return Outcome(event.id, "stale", booking.invoice_id)
+    invoice = invoicing._lock(booking.invoice_id) if booking.invoice_id else None
+    result, invoice, flag = handler(invoice, data)
+    booking.last_event_created = event.created
+    booking.last_event_id = event.id
+    booking.invoice_id = invoice.id if invoice is not None else booking.invoice_id
+    booking.updated_at = utcnow()
+    return Outcome(event.id, result, booking.invoice_id, flag)
+
+
+def _lock_booking(booking_id: str) -> Booking:
+    """The booking's row, locked: events for one booking apply one at a time, in the order
+    event row → booking row → invoice row, the same in every path, so no two deadlock."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    # One round trip: an upsert that touches the row locks it (PostgreSQL) and returns it.
+    statement = insert(Booking).values(id=booking_id, last_event_created=0, updated_at=utcnow())
+    statement = statement.on_conflict_do_update(index_elements=[Booking.id], set_={"id": statement.excluded.id})
+    return db.session.scalars(statement.returning(Booking), execution_options={"populate_existing": True}).one()
+
+
+Handled = tuple[str, Invoice | None, str | None]
+
+
+def _changes(data: dict[str, Any]) -> dict[str, Any]:
+    request = build_request(data)
+    return {**request_json(request), "patient": data["patient"], "booking_id": data["booking_id"]}
+
+
+def _issued_flag(invoice: Invoice, what: str) -> str:
+    return (f"The booking was {what} after invoice {invoice.number} was {invoice.status}; "
+            "the invoice was left as it is. Check whether it needs a refund or a correction.")
+
+
+def _booked(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
+    if invoice is None or invoice.status == "void":
+        draft = invoicing.new_draft(build_request(data), data["patient"], ACTOR, booking_id=data["booking_id"])
+        return "created", draft, None
+    if invoice.status == "draft":
+        invoicing.revise_draft(invoice, _changes(data), ACTOR, action="booking_updated")
+        return "updated", invoice, None
+    return "ignored", invoice, _issued_flag(invoice, "changed")
+
+
+def _completed(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
+    if invoice is None or invoice.status == "void":
+        invoice = invoicing.new_draft(build_request(data), data["patient"], ACTOR, booking_id=data["booking_id"])
+    elif invoice.status == "draft":
+        invoicing.revise_draft(invoice, _changes(data), ACTOR, action="booking_completed")
+    else:
+        return "ignored", invoice, _issued_flag(invoice, "completed again")
+    invoicing.finalize_locked(invoice, ACTOR)
+    return "finalized", invoice, None
+
+
+def _cancelled(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
+    if invoice is not None and invoice.status not in ("draft", "void"):
+        return "ignored", invoice, _issued_flag(invoice, "cancelled")
+    voided_now = invoice is not None and invoice.status == "draft"
+    if voided_now:
+        invoicing.void_locked(invoice, ACTOR, reason="infusion cancelled")
+    request = build_request(data)
+    if data["product_prepared"] and price_list_for(request).charge_prepared_product:
+        # The vials were opened: the product line alone is invoiced, the service is not.
+        charge = invoicing.new_draft(request, data["patient"], ACTOR, booking_id=data["booking_id"],
+                                     charge="product_only")
+        invoicing.finalize_locked(charge, ACTOR)
+        return "finalized", charge, None
+    return ("voided" if voided_now else "ignored"), invoice, None
+
+
+_HANDLERS: dict[str, Callable[[Invoice | None, dict[str, Any]], Handled]] = {
+    "infusion.booked": _booked,
+    "infusion.updated": _booked,
+    "infusion.completed": _completed,
+    "infusion.cancelled": _cancelled,
+}
