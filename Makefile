@@ -14,19 +14,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## run: migrate a SQLite database under instance/, load the demo data, serve on 127.0.0.1:$(PORT)
+## run: localstripe, a migrated SQLite database under instance/ with demo data, the service on 127.0.0.1:$(PORT)
 run: venv
-	$(FLASK) db upgrade
-	$(FLASK) billing seed-demo
-	@echo ""
-	@echo "  Infusion Billing on http://127.0.0.1:$(PORT)/"
-	@echo "    health:    http://127.0.0.1:$(PORT)/healthz"
-	@echo "    API docs:  http://127.0.0.1:$(PORT)/api/docs"
-	@echo "    staff login: admin@clinic.example / demo-admin-password"
-	@echo "    an API key: $(FLASK) billing create-api-key NAME"
-	@echo ""
-	BILLING_INSECURE_COOKIES=1 $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) \
-		--no-control-socket wsgi:app
+	PORT=$(PORT) devtools/run.sh
 
 ## test: the whole suite on SQLite, then again on TEST_DATABASE_URL when it is set
 test: venv

@@ -69,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .cli import billing_cli
     from .extensions import csrf, db, login_manager, migrate
     from .health import bp as health_bp
+    from .pay import bp as pay_bp
     from .request_log import configure_logging, init_request_log
 
     configure_logging()
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_request_log(app)
     app.register_blueprint(health_bp)
+    app.register_blueprint(pay_bp)
     app.register_blueprint(Blueprint(
         "swagger_ui_files", __name__,
         static_folder=str(Path(flask_swagger_ui.__file__).parent / "dist"),

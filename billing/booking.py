@@ -8,14 +8,14 @@ nothing. Each infusion.* event carries the whole booking, so any one event is en
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import invoicing
+from . import invoicing, payment_links
 from .api.schemas import DoseSchema, OtherItemSchema, PatientSchema, VialsDispensedSchema
 from .errors import DomainProblem, Invalid, NotFound, WrongState
 from .extensions import db
@@ -43,6 +43,7 @@ class Outcome:
     result: str  # created | updated | finalized | voided | duplicate | stale | ignored
     invoice_id: str | None
     flag: str | None = None
+    payment_url: str | None = None  # a new payment link, when an invoice was issued and paying online is on
 
 
 class EnvelopeSchema(Schema):
@@ -76,8 +77,9 @@ _booking = BookingSchema()
 
 # --- receiving --------------------------------------------------------------------------------
 
-def receive_event(payload: Any) -> Outcome:
-    """Record and apply one delivery whose signature was already checked."""
+def receive_event(payload: Any, *, payment_base_url: str | None = None) -> Outcome:
+    """Record and apply one delivery whose signature was already checked. With
+    `payment_base_url`, an invoice issued by the event gets a payment link under it."""
     try:
         envelope = _envelope.load(payload if isinstance(payload, dict) else {})
     except ValidationError as error:
@@ -89,23 +91,23 @@ def receive_event(payload: Any) -> Outcome:
         # The work first, then the event row, in one transaction. A second delivery of the same
         # event queues on the booking's row lock, redoes the work, and then fails on the event
         # id's unique index at commit, so its transaction rolls back whole: applied once.
-        return _apply_and_commit(event, new=True)
+        return _apply_and_commit(event, new=True, payment_base_url=payment_base_url)
     except IntegrityError:
         db.session.rollback()
     existing = _event(envelope["id"])
     if existing is None or existing.outcome != "failed":
         return _duplicate(existing)
     existing.deliveries += 1  # a retry of a delivery that failed: try it again
-    return _apply_and_commit(existing, delivered=True)
+    return _apply_and_commit(existing, delivered=True, payment_base_url=payment_base_url)
 
 
-def replay_event(event_id: str) -> Outcome:
+def replay_event(event_id: str, *, payment_base_url: str | None = None) -> Outcome:
     event = _event(event_id)
     if event is None:
         raise NotFound(f"No booking event {event_id}.")
     if event.outcome != "failed":
         raise WrongState(f"Event {event_id} was applied already ({event.outcome}); only failed events are replayed.")
-    return _apply_and_commit(event)
+    return _apply_and_commit(event, payment_base_url=payment_base_url)
 
 
 def list_events(*, limit: int, starting_after: str | None = None, outcome: str | None = None,
@@ -144,10 +146,16 @@ def _duplicate(event: BookingEvent | None) -> Outcome:
     return outcome
 
 
-def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool = False) -> Outcome:
+def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool = False,
+                      payment_base_url: str | None = None) -> Outcome:
     event_id = event.id
     try:
         outcome = _apply(event)
+        if payment_base_url and outcome.result == "finalized" and outcome.invoice_id:
+            invoice = invoicing.get_invoice(outcome.invoice_id)
+            if invoice.status in payment_links.PAYABLE and invoice.amount_due > 0:
+                link = payment_links.new_link(invoice, ACTOR)
+                outcome = replace(outcome, payment_url=payment_links.link_url(payment_base_url, link))
         event.outcome, event.invoice_id, event.flag = outcome.result, outcome.invoice_id, outcome.flag
         event.error = None
         event.applied_at = utcnow()

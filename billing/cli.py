@@ -139,3 +139,29 @@ def send_test_event(event_type: str, url: str | None, booking_id: str, product_p
         raise SystemExit(1) from None
     except urllib.error.URLError as error:
         raise click.ClickException(f"Could not reach {target}: {error.reason}") from None
+
+
+@billing_cli.command("demo-invoice")
+def demo_invoice() -> None:
+    """Issue an invoice for a demo patient (or reuse an open one) and print a new payment link."""
+    from flask import current_app
+
+    from . import invoicing, payment_links
+    from .models import Invoice
+    from .pricing.documents import request_from_json
+
+    invoice = db.session.scalar(select(Invoice).where(Invoice.patient_id == "pt_demo", Invoice.status == "open")
+                                .order_by(Invoice.seq.desc()).limit(1))
+    if invoice is None:
+        request = request_from_json({
+            "product_code": "IVIG10-5-10-20", "dose": {"grams_per_kg": "0.4", "weight_kg": "68.5"},
+            "duration_minutes": 180, "service_date": invoicing.today_at_clinic().isoformat(),
+            "other_items": [{"code": "NKA", "description": "NK cell assay", "category": "fertility_investigation"}],
+        })
+        draft = invoicing.new_draft(request, {"id": "pt_demo", "name": "Demo Patient"}, "cli:demo-invoice")
+        db.session.commit()
+        invoice = invoicing.finalize_invoice(draft.id, "cli:demo-invoice")
+    base = current_app.config["PUBLIC_BASE_URL"] or f"http://127.0.0.1:{__import__('os').environ.get('PORT', '5000')}"
+    url, _ = payment_links.create_payment_link(invoice.id, "cli:demo-invoice", base)
+    click.echo(f"Invoice {invoice.number} ({invoice.id}), {invoice.amount_due} pence due. Pay it at:")
+    click.echo(url)

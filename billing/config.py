@@ -70,7 +70,7 @@ def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
         "STRIPE_API_BASE": environ.get("STRIPE_API_BASE") or "https://api.stripe.com",
         "STRIPE_JS_URL": environ.get("STRIPE_JS_URL") or "https://js.stripe.com/v3/",
         "PUBLIC_BASE_URL": (environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
-        "CLINIC_NAME": environ.get("CLINIC_NAME") or "The Fertility Clinic",
+        "CLINIC_NAME": environ.get("CLINIC_NAME") or "Riverside Clinic",
         "CLINIC_ADDRESS": environ.get("CLINIC_ADDRESS") or "1 Clinic Street, London, W1 1AA",
         "CLINIC_CONTACT": environ.get("CLINIC_CONTACT") or "billing@clinic.example, 020 7946 0000",
         "INVOICE_PREFIX": environ.get("INVOICE_PREFIX") or "INV",

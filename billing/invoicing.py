@@ -5,19 +5,22 @@ uncollectible, manual payments and refunds, each with its audit event, each one 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import literal, select, tuple_, update
 
-from .errors import Invalid, NotFound, WrongState
+from .errors import Invalid, NotFound, Unavailable, WrongState
 from .extensions import db
 from .ids import new_id
 from .models import AuditEvent, Invoice, InvoiceCounter, Payment, Refund, utcnow
 from .pricing import PRODUCT, SERVICE, InfusionRequest, Quote
 from .pricing.documents import excluded_item_json, line_json, request_from_json, request_json
 from .quotes import price_one
+
+if TYPE_CHECKING:
+    from .payments.gateway import StripeGateway
 
 CLINIC_TIME = ZoneInfo("Europe/London")  # invoice dates and number years are the clinic's
 MANUAL_METHODS = ("card_terminal", "bank_transfer", "cash", "other")
@@ -148,6 +151,13 @@ def _lock(invoice_id: str) -> Invoice:
     if invoice is None:
         raise InvoiceNotFound(f"No invoice {invoice_id}.")
     return invoice
+
+
+def _lock_seq(seq: int) -> Invoice:
+    invoice_id = db.session.scalar(select(Invoice.id).where(Invoice.seq == seq))
+    if invoice_id is None:
+        raise InvoiceNotFound(f"No invoice #{seq}.")
+    return _lock(invoice_id)
 
 
 def _apply_quote(invoice: Invoice, request: InfusionRequest, quote: Quote) -> None:
@@ -326,13 +336,22 @@ def mark_uncollectible(invoice_id: str, actor: str) -> Invoice:
 
 def add_payment(invoice: Invoice, amount: int, method: str, actor: str, *, reference: str | None = None,
                 received_on: date | None = None, stripe_payment_intent: str | None = None) -> Payment:
-    """Record a payment on a locked invoice (not committed); paid when nothing is left due."""
-    if invoice.status not in ("open", "uncollectible"):
-        raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status}; payments go on open invoices.")
+    """Record a payment on a locked invoice (not committed); paid when nothing is left due.
+
+    A card payment taken online has already moved money, so it is recorded whatever the
+    invoice's state, and anything odd (overpaid, void) is flagged in the audit trail."""
+    online = stripe_payment_intent is not None
+    flag = None
     if amount <= 0:
         raise Invalid("A payment must be more than 0.", field="amount")
-    if amount > invoice.amount_due:
-        raise Overpayment(f"{amount} is more than the {invoice.amount_due} due.", field="amount")
+    if invoice.status not in ("open", "uncollectible"):
+        if not online:
+            raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status}; payments go on open invoices.")
+        flag = f"Card payment received on a {invoice.status} invoice: refund it or apply it elsewhere."
+    elif amount > invoice.amount_due:
+        if not online:
+            raise Overpayment(f"{amount} is more than the {invoice.amount_due} due.", field="amount")
+        flag = f"Overpaid by {amount - invoice.amount_due}: refund the difference."
     before = state(invoice)
     payment = Payment(id=new_id("pay"), invoice_seq=invoice.seq, amount=amount, amount_refunded=0,
                       method=method, reference=reference, received_on=received_on or today_at_clinic(),
@@ -340,11 +359,14 @@ def add_payment(invoice: Invoice, amount: int, method: str, actor: str, *, refer
     db.session.add(payment)
     invoice.amount_paid += amount
     invoice.updated_at = utcnow()
-    if invoice.amount_due == 0:
+    if invoice.status in ("open", "uncollectible") and invoice.amount_due <= 0:
         invoice.status = "paid"
         invoice.paid_at = invoice.updated_at
     db.session.flush()
-    _audit(invoice, actor, "payment_recorded", before, {"payment_id": payment.id, "amount": amount, "method": method})
+    detail: dict[str, Any] = {"payment_id": payment.id, "amount": amount, "method": method}
+    if flag:
+        detail["flag"] = flag
+    _audit(invoice, actor, "payment_recorded", before, detail)
     return payment
 
 
@@ -395,16 +417,24 @@ def add_refund(invoice: Invoice, payment: Payment, amount: int, reason: str, act
     return refund
 
 
-def refund_manual(invoice_id: str, amount: int, reason: str, actor: str) -> Invoice:
-    """Refund manual payments. Payments taken through Stripe are refunded through Stripe."""
+def refund(invoice_id: str, amount: int, reason: str, actor: str, gateway: "StripeGateway | None") -> Invoice:
+    """Refund part or all of what was paid, newest payment first. Card payments taken online
+    are refunded through Stripe; how much remains refundable is checked here, before Stripe
+    is asked, under the invoice's row lock, so two refunds can't both take the last pound."""
     invoice = _lock(invoice_id)
-    if invoice.status in ("draft", "void"):
+    if invoice.status in ("draft", "void") and invoice.amount_paid == 0:
         raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status}; it has nothing to refund.")
     plan = plan_refund(invoice, amount)
-    if any(p.stripe_payment_intent for p, _ in plan):
-        raise WrongState("Part of this refund would come from a card payment taken online; "
-                         "online refunds are not available yet.")
-    for payment, share in plan:
-        add_refund(invoice, payment, share, reason, actor)
+    done = len(refunds_of(invoice))
+    for i, (payment, share) in enumerate(plan):
+        stripe_refund = None
+        if payment.stripe_payment_intent:
+            if gateway is None:
+                raise Unavailable("This payment was taken online, and paying online is not configured.")
+            # attempt = the refund's place among this invoice's refunds: the same on a retry
+            # (nothing was recorded), so Stripe sees the same idempotency key and refunds once.
+            stripe_refund = gateway.refund(payment_intent=payment.stripe_payment_intent, amount=share,
+                                           invoice_id=invoice.id, attempt=done + i + 1).id
+        add_refund(invoice, payment, share, reason, actor, stripe_refund=stripe_refund)
     db.session.commit()
     return invoice

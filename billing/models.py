@@ -150,6 +150,10 @@ class Invoice(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bumped by every change; on SQLite, bumping it first is how a use case takes the write lock.
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The PaymentIntent the pay page uses, and how many this invoice has had (for idempotency keys).
+    stripe_payment_intent: Mapped[str | None] = mapped_column(String(64))
+    stripe_intent_amount: Mapped[int | None] = mapped_column(BigInteger)
+    stripe_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def amount_due(self) -> int:
@@ -263,3 +267,33 @@ class Booking(db.Model):
     last_event_id: Mapped[str | None] = mapped_column(String(100))
     invoice_id: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaymentLink(db.Model):
+    """A patient's payment link. Only a SHA-256 of its token is kept; the token is an HMAC of
+    the link's id under SECRET_KEY, so the database alone can't produce a working link."""
+
+    __tablename__ = "payment_links"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    invoice_seq: Mapped[int] = mapped_column(ForeignKey("invoices.seq"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class StripeEvent(db.Model):
+    """Every Stripe event received, with what became of it (ids and amounts only)."""
+
+    __tablename__ = "stripe_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    invoice_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -112,3 +112,44 @@ def row_counts(app: Flask) -> dict[str, int]:
                 t.name: conn.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar_one()
                 for t in db.metadata.sorted_tables
             }
+
+
+# --- Stripe through localstripe, and the app over HTTP ---------------------------------------
+
+STRIPE_WEBHOOK_SECRET = "whsec_test_billing"
+
+
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory: pytest.TempPathFactory):
+    from tests.servers import LocalStripe
+
+    server = LocalStripe(tmp_path_factory.mktemp("localstripe") / "store.pickle").start()
+    yield server
+    server.stop()
+
+
+def use_stripe(app: Flask, monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
+    """Point the app's Stripe settings at a localstripe, with a fresh gateway."""
+    for key, value in {
+        "STRIPE_SECRET_KEY": "sk_test_billing", "STRIPE_PUBLISHABLE_KEY": "pk_test_billing",
+        "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET, "STRIPE_API_BASE": base_url,
+        "STRIPE_JS_URL": f"{base_url}/js.stripe.com/v3/",
+    }.items():
+        monkeypatch.setitem(app.config, key, value)
+    monkeypatch.delitem(app.extensions, "stripe_gateway", raising=False)
+
+
+@pytest.fixture
+def stripe_on(app: Flask, localstripe, monkeypatch: pytest.MonkeyPatch):
+    use_stripe(app, monkeypatch, localstripe.url)
+    yield localstripe
+    app.extensions.pop("stripe_gateway", None)
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Flask):
+    from tests.servers import LiveServer
+
+    server = LiveServer(app).start()
+    yield server
+    server.stop()

@@ -52,3 +52,18 @@ def booking_event(type_: str, *, event_id: str, booking_id: str = "bk_123", crea
     }
     data.update(data_changes)
     return {"id": event_id, "type": type_, "created": created, "data": data}
+
+
+def open_invoice(api, **changes: Any) -> dict[str, Any]:
+    """A finalized invoice for the contract's example infusion (203000 due)."""
+    draft = api.post("/api/v1/invoices", json=invoice_body(**changes))
+    assert draft.status_code == 201, draft.get_json()
+    opened = api.post(f"/api/v1/invoices/{draft.get_json()['id']}/finalize")
+    assert opened.status_code == 200, opened.get_json()
+    return opened.get_json()
+
+
+def payment_link(api, invoice_id: str) -> str:
+    response = api.post(f"/api/v1/invoices/{invoice_id}/payment-link")
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["url"]

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from .. import booking
 from .auth import api_blueprint
+from .webhooks import payment_base_url
 from .schemas import PaginationSchema
 
 blp = api_blueprint("booking_events", __name__, "Booking events as received")
@@ -43,6 +44,7 @@ class ReplayResultSchema(Schema):
     result = fields.String()
     invoice_id = fields.String(allow_none=True)
     flag = fields.String(allow_none=True)
+    payment_url = fields.String(allow_none=True)
 
 
 @blp.route("/booking-events")
@@ -60,4 +62,4 @@ class ReplayBookingEvent(MethodView):
     @blp.response(200, ReplayResultSchema)
     def post(self, event_id):
         """Apply a failed event again (after, say, the price list was fixed)."""
-        return booking.replay_event(event_id)
+        return booking.replay_event(event_id, payment_base_url=payment_base_url())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
 from flask.views import MethodView
+from marshmallow import Schema, fields
 
-from .. import invoicing
+from .. import invoicing, payment_links
 from ..models import Invoice, Payment, Refund
 from ..pdf import render_invoice_pdf
+from ..payments import stripe_gateway
 from ..quotes import build_request
 from .auth import api_blueprint
 from .idempotency import idempotent
@@ -133,7 +135,27 @@ class InvoiceRefunds(MethodView):
     @blp.doc(**IDEMPOTENCY_DOC)
     def post(self, data, invoice_id):
         """Refund part or all of what was paid; more than remains is refused (422)."""
-        return one(invoicing.refund_manual(invoice_id, data["amount"], data["reason"], g.actor))
+        return one(invoicing.refund(invoice_id, data["amount"], data["reason"], g.actor, stripe_gateway()))
+
+
+class PaymentLinkSchema(Schema):
+    url = fields.String(metadata={"example": "https://billing.example/pay/…"})
+    expires_at = fields.DateTime()
+
+
+def public_base_url() -> str:
+    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+
+
+@blp.route("/invoices/<invoice_id>/payment-link")
+class InvoicePaymentLink(MethodView):
+    @idempotent
+    @blp.response(201, PaymentLinkSchema)
+    @blp.doc(**IDEMPOTENCY_DOC)
+    def post(self, invoice_id):
+        """A new payment link for the patient (open invoices with something due; 409 otherwise)."""
+        url, expires_at = payment_links.create_payment_link(invoice_id, g.actor, public_base_url())
+        return {"url": url, "expires_at": expires_at}
 
 
 @blp.route("/invoices/<invoice_id>/pdf")
@@ -145,7 +167,8 @@ class InvoicePdf(MethodView):
         invoice = invoicing.get_invoice(invoice_id)
         issued_on = invoice.issued_at.astimezone(invoicing.CLINIC_TIME).date() if invoice.issued_at else None
         clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
-        body = render_invoice_pdf(invoice, clinic, issued_on=issued_on)
+        body = render_invoice_pdf(invoice, clinic, issued_on=issued_on,
+                                  payment_url=payment_links.current_link_url(invoice, public_base_url()))
         response = Response(body, mimetype="application/pdf")
         response.headers["Content-Disposition"] = f'inline; filename="{invoice.number or invoice.id}.pdf"'
         return response

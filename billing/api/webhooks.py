@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from .. import booking
+from ..payments import stripe_events, stripe_gateway
 from ..webhooks import SignatureError, verify
 from .problems import problem
 
@@ -20,6 +21,13 @@ SIGNED = {"security": [], "parameters": [{
     "in": "header", "name": "Booking-Signature", "required": True, "schema": {"type": "string"},
     "description": "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>; several v1 allowed.",
 }]}
+
+
+def payment_base_url() -> str | None:
+    """Where payment links start, when paying online is on; else None (no links made)."""
+    if stripe_gateway() is None:
+        return None
+    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
 
 
 @blp.route("/booking")
@@ -44,11 +52,33 @@ class BookingWebhook(MethodView):
         if payload is None:
             return problem(400, "Bad Request", "The request body is not valid JSON.")
         try:
-            outcome = booking.receive_event(payload)
+            outcome = booking.receive_event(payload, payment_base_url=payment_base_url())
         except booking.EventFailed as failure:
             return problem(422, "Unprocessable Content", failure.detail, errors=failure.errors,
                            slug="booking-event-failed", event_id=failure.event_id, result="failed")
         body = {"event_id": outcome.event_id, "result": outcome.result, "invoice_id": outcome.invoice_id}
         if outcome.flag:
             body["flag"] = outcome.flag
+        if outcome.payment_url:
+            body["payment_url"] = outcome.payment_url
         return jsonify(body)
+
+
+@blp.route("/stripe")
+class StripeWebhook(MethodView):
+    @blp.doc(security=[], requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+             responses={"200": {"description": '{"received": true, "outcome": …}'},
+                        "400": {"description": "Bad Stripe-Signature; nothing recorded."},
+                        "503": {"description": "STRIPE_WEBHOOK_SECRET is not set."}})
+    def post(self):
+        """Stripe events: payment_intent.succeeded / .payment_failed, charge.refunded; others logged."""
+        secret = current_app.config["STRIPE_WEBHOOK_SECRET"]
+        if not secret:
+            return problem(503, "Service Unavailable", "Stripe webhooks are off: STRIPE_WEBHOOK_SECRET is not set.")
+        try:
+            # The raw body, verified before anything is parsed.
+            event = stripe_events.verify(request.get_data(cache=True), request.headers.get("Stripe-Signature"), secret)
+        except stripe_events.BadSignature as error:
+            log.info("stripe webhook refused", extra={"fields": {"reason": "signature"}})
+            return problem(400, "Bad Request", str(error), slug="bad-signature")
+        return jsonify(received=True, outcome=stripe_events.handle(event))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import free_port
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

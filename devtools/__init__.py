@@ -1,0 +1,1 @@
+"""Development tools shared by `make run` and the tests; never imported by the service."""
