@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .extensions import csrf, db, login_manager, migrate
     from .health import bp as health_bp
     from .pay import bp as pay_bp
+    from .web import bp as web_bp
     from .request_log import configure_logging, init_request_log
 
     configure_logging()
@@ -82,6 +83,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_request_log(app)
     app.register_blueprint(health_bp)
     app.register_blueprint(pay_bp)
+    app.register_blueprint(web_bp)
+    login_manager.login_view = "web.login"
+    login_manager.session_protection = "strong"
     app.register_blueprint(Blueprint(
         "swagger_ui_files", __name__,
         static_folder=str(Path(flask_swagger_ui.__file__).parent / "dist"),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import literal, select, tuple_, update
+from sqlalchemy import func, literal, or_, select, tuple_, update
 
 from .errors import Invalid, NotFound, Unavailable, WrongState
 from .extensions import db
@@ -78,6 +78,29 @@ def list_invoices(
         if cursor is not None:
             query = query.where(Invoice.seq < cursor)
         query = query.order_by(Invoice.seq.desc())
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def find_invoices(*, limit: int, starting_after: str | None = None, status: str | None = None,
+                  search: str | None = None, date_from: date | None = None, date_to: date | None = None,
+                  ) -> tuple[list[Invoice], bool]:
+    """The staff list: status, service dates, and a search by number, patient id or name."""
+    if not (search or date_from or date_to):
+        return list_invoices(limit=limit, starting_after=starting_after, status=status)
+    query = select(Invoice).order_by(Invoice.seq.desc())
+    if status:
+        query = query.where(Invoice.status == status)
+    if search:
+        term = search.strip()
+        query = query.where(or_(Invoice.number == term.upper(), Invoice.patient_id == term,
+                                func.lower(Invoice.patient_name).contains(term.lower(), autoescape=True)))
+    if date_from:
+        query = query.where(Invoice.service_date >= date_from)
+    if date_to:
+        query = query.where(Invoice.service_date <= date_to)
+    if starting_after:
+        query = query.where(Invoice.seq < get_invoice(starting_after).seq)
     rows = list(db.session.scalars(query.limit(limit + 1)))
     return rows[:limit], len(rows) > limit
 
@@ -258,6 +281,7 @@ def finalize_locked(invoice: Invoice, actor: str) -> None:
     issued_on = now.astimezone(CLINIC_TIME).date()
     invoice.status = "open"
     invoice.issued_at = now
+    invoice.issued_on = issued_on
     invoice.due_date = issued_on + timedelta(days=current_app.config["INVOICE_DUE_DAYS"])
     invoice.updated_at = now
     if invoice.total == 0:

@@ -113,6 +113,7 @@ class Invoice(db.Model):
         Index("ix_invoices_status_seq", "status", "seq"),
         Index("ix_invoices_patient_seq", "patient_id", "seq"),
         Index("ix_invoices_booking_seq", "booking_id", "seq"),
+        Index("ix_invoices_issued_on", "issued_on"),  # reports by month of issue
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -142,6 +143,7 @@ class Invoice(db.Model):
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issued_on: Mapped[date | None] = mapped_column(Date)  # the invoice date, in the clinic's time zone
     due_date: Mapped[date | None] = mapped_column(Date)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -297,3 +299,15 @@ class StripeEvent(db.Model):
     detail: Mapped[str | None] = mapped_column(Text)
     deliveries: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginFailure(db.Model):
+    """A wrong password, kept a short while so sign-in attempts can be rate-limited across
+    every worker (a per-process counter would let each worker allow its own five)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

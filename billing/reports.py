@@ -1,0 +1,197 @@
+"""Use cases for finance's figures: dashboard totals, aged debt, revenue by month, CSV rows.
+
+Every figure is an aggregate computed by the database, never a loop over invoices here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Iterable, Iterator
+
+from sqlalchemy import case, func, select
+
+from .extensions import db
+from .invoicing import today_at_clinic
+from .models import Invoice, Payment, Refund
+from .money_format import major
+
+ISSUED = ("open", "paid", "uncollectible")  # invoices that count as revenue (not drafts, not void)
+
+
+@dataclass(frozen=True)
+class MonthRevenue:
+    month: str  # "2026-11"
+    product: int
+    service: int
+
+    @property
+    def total(self) -> int:
+        return self.product + self.service
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    currency: str
+    outstanding: int
+    outstanding_count: int
+    overdue: int
+    overdue_count: int
+    paid_this_month: int
+    months: list[MonthRevenue]
+
+
+def _month(column):
+    if db.engine.dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+def _months_back(today: date, count: int) -> list[str]:
+    year, month = today.year, today.month
+    out = []
+    for _ in range(count):
+        out.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    return list(reversed(out))
+
+
+def revenue_by_month(start: date, end: date) -> dict[str, MonthRevenue]:
+    """Invoiced product and service amounts (net of tax) by month of issue, start..end inclusive."""
+    month = _month(Invoice.issued_on)
+    rows = db.session.execute(
+        select(month, func.coalesce(func.sum(Invoice.product_amount), 0), func.coalesce(func.sum(Invoice.service_amount), 0))
+        .where(Invoice.status.in_(ISSUED), Invoice.issued_on >= start, Invoice.issued_on <= end)
+        .group_by(month)
+    )
+    return {m: MonthRevenue(m, int(p), int(s)) for m, p, s in rows}
+
+
+def dashboard(currency: str = "GBP") -> Dashboard:
+    today = today_at_clinic()
+    outstanding, count, overdue, overdue_count = db.session.execute(
+        select(func.coalesce(func.sum(Invoice.total - Invoice.amount_paid), 0), func.count(),
+               func.coalesce(func.sum(case((Invoice.due_date < today, Invoice.total - Invoice.amount_paid), else_=0)), 0),
+               func.coalesce(func.sum(case((Invoice.due_date < today, 1), else_=0)), 0))
+        .where(Invoice.status == "open")
+    ).one()
+    first = today.replace(day=1)
+    paid = db.session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.received_on >= first))
+    refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount), 0))
+                                 .where(Refund.created_at >= _start_of(first)))
+    months = _months_back(today, 12)
+    start = date(int(months[0][:4]), int(months[0][5:]), 1)
+    found = revenue_by_month(start, today)
+    return Dashboard(currency, int(outstanding), int(count), int(overdue), int(overdue_count),
+                     int(paid) - int(refunded), [found.get(m, MonthRevenue(m, 0, 0)) for m in months])
+
+
+def _start_of(day: date):
+    from datetime import datetime
+
+    from .invoicing import CLINIC_TIME
+
+    return datetime(day.year, day.month, day.day, tzinfo=CLINIC_TIME)
+
+
+@dataclass(frozen=True)
+class AgedDebt:
+    buckets: list[tuple[str, int, int]]  # (label, invoices, amount due)
+
+    @property
+    def total(self) -> int:
+        return sum(amount for _, _, amount in self.buckets)
+
+
+AGE_BUCKETS = (("0–30 days", 0, 30), ("31–60 days", 31, 60), ("61–90 days", 61, 90), ("over 90 days", 91, None))
+
+
+def aged_debt() -> AgedDebt:
+    """What open invoices still owe, by days since the invoice date."""
+    today = today_at_clinic()
+    due = Invoice.total - Invoice.amount_paid
+    columns = []
+    for _, low, high in AGE_BUCKETS:
+        newest = today - timedelta(days=low)
+        condition = Invoice.issued_on <= newest
+        if high is not None:
+            condition = condition & (Invoice.issued_on >= today - timedelta(days=high))
+        columns += [func.coalesce(func.sum(case((condition, 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((condition, due), else_=0)), 0)]
+    row = db.session.execute(select(*columns).where(Invoice.status == "open")).one()
+    return AgedDebt([(label, int(row[2 * i]), int(row[2 * i + 1])) for i, (label, _, _) in enumerate(AGE_BUCKETS)])
+
+
+# --- CSV for the accounting package -------------------------------------------------------------
+
+def _pounds(amount: int, currency: str) -> str:
+    return f"{major(amount, currency):.2f}"
+
+
+def _csv(header: list[str], rows: Iterable[list[str]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    yield buffer.getvalue()
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(row)
+        yield buffer.getvalue()
+
+
+def _issued_between(start: date | None, end: date | None):
+    query = select(Invoice).where(Invoice.status.in_(ISSUED + ("void",)), Invoice.issued_on.is_not(None))
+    if start:
+        query = query.where(Invoice.issued_on >= start)
+    if end:
+        query = query.where(Invoice.issued_on <= end)
+    return query.order_by(Invoice.issued_on, Invoice.seq)
+
+
+def invoices_csv(start: date | None, end: date | None) -> Iterator[str]:
+    header = ["number", "invoice_date", "service_date", "due_date", "status", "patient_id", "patient_name",
+              "payer", "currency", "product", "service", "subtotal", "tax", "total", "paid", "refunded", "due"]
+
+    def rows():
+        for inv in db.session.scalars(_issued_between(start, end).execution_options(yield_per=500)):
+            c = inv.currency
+            yield [inv.number, inv.issued_on.isoformat(), inv.service_date.isoformat(),
+                   inv.due_date.isoformat() if inv.due_date else "", inv.status, inv.patient_id, inv.patient_name,
+                   (inv.bill_to or {}).get("name", ""), c, _pounds(inv.product_amount, c), _pounds(inv.service_amount, c),
+                   _pounds(inv.subtotal, c), _pounds(inv.tax, c), _pounds(inv.total, c), _pounds(inv.amount_paid, c),
+                   _pounds(inv.amount_refunded, c), _pounds(inv.amount_due, c)]
+    return _csv(header, rows())
+
+
+def lines_csv(start: date | None, end: date | None) -> Iterator[str]:
+    header = ["number", "invoice_date", "status", "category", "description", "quantity", "unit", "currency",
+              "amount", "tax_rate", "tax", "gross"]
+
+    def rows():
+        for inv in db.session.scalars(_issued_between(start, end).execution_options(yield_per=500)):
+            for line in inv.lines:
+                yield [inv.number, inv.issued_on.isoformat(), inv.status, line["category"], line["description"],
+                       line["quantity"], line["unit"], inv.currency, _pounds(line["amount"], inv.currency),
+                       line["tax_rate"], _pounds(line["tax_amount"], inv.currency),
+                       _pounds(line["amount"] + line["tax_amount"], inv.currency)]
+    return _csv(header, rows())
+
+
+def payments_csv(start: date | None, end: date | None) -> Iterator[str]:
+    header = ["payment_id", "received_on", "invoice_number", "method", "reference", "currency", "amount", "refunded"]
+
+    def rows():
+        query = select(Payment, Invoice.number, Invoice.currency).join(Invoice, Invoice.seq == Payment.invoice_seq)
+        if start:
+            query = query.where(Payment.received_on >= start)
+        if end:
+            query = query.where(Payment.received_on <= end)
+        for payment, number, currency in db.session.execute(query.order_by(Payment.received_on, Payment.seq)):
+            yield [payment.id, payment.received_on.isoformat(), number, payment.method, payment.reference or "",
+                   currency, _pounds(payment.amount, currency), _pounds(payment.amount_refunded, currency)]
+    return _csv(header, rows())

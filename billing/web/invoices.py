@@ -1,0 +1,262 @@
+"""Invoices for staff: list and search, detail, a new draft priced as it is filled in, and
+each action behind a confirmation."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import DateField, EmailField, IntegerField, RadioField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from .. import invoicing, payment_links
+from ..errors import DomainProblem
+from ..money_format import show
+from ..payments import stripe_gateway
+from ..pdf import render_invoice_pdf
+from ..price_lists import price_list_in_effect
+from ..pricing import PricingError, Quote
+from ..quotes import build_request, price_one
+from . import bp, can, choices, pence, requires
+
+STATUSES = ["draft", "open", "paid", "void", "uncollectible"]
+PAGE = 50
+
+
+def actor() -> str:
+    return f"user:{current_user.id}"
+
+
+class FilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form changes nothing
+
+    status = SelectField("Status", choices=choices([("", "Any")] + [(s, s.title()) for s in STATUSES]),
+                         validators=[Optional()])
+    q = StringField("Number or patient", validators=[Optional(), Length(max=100)])
+    date_from = DateField("Service from", validators=[Optional()])
+    date_to = DateField("Service to", validators=[Optional()])
+
+
+class InfusionFields(FlaskForm):
+    product_code = SelectField("Product", validators=[DataRequired()])
+    dose_mode = RadioField("Dose", choices=choices([("per_kg", "By weight (g/kg)"), ("grams", "Fixed grams")]),
+                           default="per_kg")
+    grams_per_kg = StringField("Grams per kg", validators=[Optional(), Length(max=20)])
+    weight_kg = StringField("Weight (kg)", validators=[Optional(), Length(max=20)])
+    grams = StringField("Grams", validators=[Optional(), Length(max=20)])
+    duration_minutes = IntegerField("Duration (minutes)", validators=[DataRequired(), NumberRange(1, 720)], default=180)
+    service_date = DateField("Service date", validators=[DataRequired()], default=date.today)
+
+    def infusion(self) -> dict[str, Any]:
+        """The infusion as the API's schema would load it; ValueError names a bad field."""
+        def number(field) -> Decimal:
+            try:
+                value = Decimal((field.data or "").strip())
+            except InvalidOperation:
+                raise ValueError(field.name) from None
+            if not value.is_finite():
+                raise ValueError(field.name)
+            return value
+        dose = ({"grams": number(self.grams)} if self.dose_mode.data == "grams"
+                else {"grams_per_kg": number(self.grams_per_kg), "weight_kg": number(self.weight_kg)})
+        return {"product_code": self.product_code.data, "dose": dose, "duration_minutes": self.duration_minutes.data,
+                "service_date": self.service_date.data, "other_items": [], "vials_dispensed": None}
+
+
+class NewInvoiceForm(InfusionFields):
+    patient_id = StringField("Patient id", validators=[DataRequired(), Length(max=64)])
+    patient_name = StringField("Patient name", validators=[DataRequired(), Length(max=200)])
+    patient_email = EmailField("Patient email", validators=[Optional(), Length(max=254)])
+    patient_address = StringField("Patient address", validators=[Optional(), Length(max=500)])
+    booking_id = StringField("Booking id", validators=[Optional(), Length(max=64)])
+    payer_name = StringField("Payer, if not the patient", validators=[Optional(), Length(max=200)])
+
+
+class PaymentForm(FlaskForm):
+    amount = StringField("Amount (£)", validators=[DataRequired(), Length(max=20)])
+    method = SelectField("Method", choices=choices([("card_terminal", "Card terminal"), ("bank_transfer", "Bank transfer"),
+                                                    ("cash", "Cash"), ("other", "Other")]))
+    reference = StringField("Reference", validators=[Optional(), Length(max=200)])
+    received_on = DateField("Received on", validators=[DataRequired()], default=date.today)
+
+
+class RefundForm(FlaskForm):
+    amount = StringField("Amount (£)", validators=[DataRequired(), Length(max=20)])
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=500)])
+
+
+class ConfirmForm(FlaskForm):
+    pass
+
+
+def product_choices(on: date | None = None) -> list:
+    price_list = price_list_in_effect(on or date.today())
+    return choices([(p.code, f"{p.code} ({p.name})") for p in price_list.products]) if price_list else []
+
+
+def price_form(form: InfusionFields) -> Quote | None:
+    """Price what the form says, putting any problem on the field it is about."""
+    try:
+        return price_one(build_request(form.infusion()))
+    except ValueError as error:
+        getattr(form, str(error)).errors = ["Enter a number, like 0.4 or 68.5."]
+    except PricingError as error:
+        field = {"dose.grams": "grams", "dose.grams_per_kg": "grams_per_kg", "dose.weight_kg": "weight_kg",
+                 "dose": "grams_per_kg" if form.dose_mode.data == "per_kg" else "grams"}.get(error.field, error.field)
+        target = getattr(form, field, None)
+        if target is not None:
+            target.errors = [error.message]
+        else:
+            form.form_errors.append(error.message)
+    return None
+
+
+def quote_view(quote: Quote) -> dict[str, Any]:
+    cur = quote.currency
+    return {
+        "lines": [{"category": line.category, "description": line.description, "amount": show(line.amount, cur),
+                   "tax": show(line.tax_amount, cur), "tax_label": line.tax_label,
+                   "vials": [f"{vc.count} × {vc.vial.grams.normalize():f} g" for vc in line.vials],
+                   "dose": f"{line.dose_grams.normalize():f}" if line.dose_grams is not None else None,
+                   "waste": f"{line.waste_grams.normalize():f}" if line.waste_grams is not None else None,
+                   "duration": line.duration_minutes} for line in quote.lines],
+        "subtotal": show(quote.subtotal.amount, cur), "tax": show(quote.tax.amount, cur),
+        "total": show(quote.total.amount, cur), "version": quote.price_list.version,
+    }
+
+
+@bp.get("/invoices")
+@requires("viewer")
+def invoices():
+    form = FilterForm(request.args)
+    form.validate()
+    rows, has_more = invoicing.find_invoices(
+        limit=PAGE, starting_after=request.args.get("after") or None, status=form.status.data or None,
+        search=form.q.data or None, date_from=form.date_from.data, date_to=form.date_to.data)
+    args = {k: v for k, v in request.args.items() if k != "after" and v}
+    older = url_for("web.invoices", **args, after=rows[-1].id) if has_more and rows else None
+    return render_template("invoices.html", form=form, rows=rows, older=older, show=show)
+
+
+@bp.route("/invoices/new", methods=["GET", "POST"])
+@requires("finance")
+def new_invoice():
+    form = NewInvoiceForm()
+    form.product_code.choices = product_choices()
+    quote = None
+    if request.method == "POST":
+        valid = form.validate_on_submit()
+        # Price whatever infusion is there, even before the patient's fields are filled in.
+        if not any(getattr(form, f).errors for f in ("product_code", "duration_minutes", "service_date")):
+            priced = price_form(form)
+            quote = quote_view(priced) if priced else None
+            if valid and priced and request.form.get("action") == "create":
+                bill_to = {"name": form.payer_name.data, "email": None, "address": None} if form.payer_name.data else None
+                patient = {"id": form.patient_id.data.strip(), "name": form.patient_name.data.strip(),
+                           "email": form.patient_email.data or None, "address": form.patient_address.data or None}
+                invoice = invoicing.create_invoice(build_request(form.infusion()), patient, actor(),
+                                                   booking_id=form.booking_id.data or None, bill_to=bill_to)
+                flash(f"Draft invoice created for {invoice.patient_name}.")
+                return redirect(url_for("web.invoice", invoice_id=invoice.id), code=303)
+    if request.headers.get("X-Preview"):
+        return render_template("_quote.html", quote=quote, form=form)
+    failed = request.method == "POST" and request.form.get("action") == "create"
+    return render_template("invoice_new.html", form=form, quote=quote), (422 if failed else 200)
+
+
+@bp.get("/invoices/<invoice_id>")
+@requires("viewer")
+def invoice(invoice_id: str):
+    inv = invoicing.get_invoice(invoice_id)
+    payments, refunds = invoicing.children_of([inv])[inv.seq]
+    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+    return render_template("invoice.html", inv=inv, payments=payments, refunds=refunds,
+                           trail=invoicing.audit_trail(invoice_id), show=show, can=can,
+                           payment_url=payment_links.current_link_url(inv, base),
+                           online=stripe_gateway() is not None, payment_ids={p.seq: p.id for p in payments})
+
+
+@bp.get("/invoices/<invoice_id>/pdf")
+@requires("viewer")
+def invoice_pdf(invoice_id: str):
+    inv = invoicing.get_invoice(invoice_id)
+    clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
+    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+    body = render_invoice_pdf(inv, clinic, issued_on=inv.issued_on,
+                              payment_url=payment_links.current_link_url(inv, base))
+    return Response(body, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{inv.number or inv.id}.pdf"'})
+
+
+ACTIONS = {
+    "finalize": ("Issue this invoice", "It gets the next number and its lines can't change afterwards.",
+                 invoicing.finalize_invoice),
+    "void": ("Void this invoice", "It stays on record, number and all, but nothing is owed.", invoicing.void_invoice),
+    "mark-uncollectible": ("Write this invoice off", "It is marked uncollectible; a payment can still be recorded.",
+                           invoicing.mark_uncollectible),
+}
+
+
+@bp.route("/invoices/<invoice_id>/<action>", methods=["GET", "POST"])
+@requires("finance")
+def invoice_action(invoice_id: str, action: str):
+    inv = invoicing.get_invoice(invoice_id)
+    if action in ACTIONS:
+        title, text, use_case = ACTIONS[action]
+        form = ConfirmForm()
+        if form.validate_on_submit():
+            return _done(lambda: use_case(invoice_id, actor()), invoice_id, f"{title.split(' ')[0]} done.")
+        return render_template("confirm.html", inv=inv, title=title, text=text, form=form, show=show)
+    if action == "payment":
+        form = PaymentForm()
+        if form.validate_on_submit():
+            try:
+                amount = pence(form.amount.data)
+            except ValueError as error:
+                form.amount.errors = [str(error)]
+            else:
+                return _done(lambda: invoicing.record_payment(
+                    invoice_id, amount, form.method.data, actor(), reference=form.reference.data or None,
+                    received_on=form.received_on.data), invoice_id, f"Payment of {show(amount, inv.currency)} recorded.",
+                    form=form, template="payment.html", inv=inv)
+        return render_template("payment.html", inv=inv, form=form, show=show), (422 if form.errors else 200)
+    if action == "refund":
+        form = RefundForm()
+        if form.validate_on_submit():
+            try:
+                amount = pence(form.amount.data)
+            except ValueError as error:
+                form.amount.errors = [str(error)]
+            else:
+                return _done(lambda: invoicing.refund(invoice_id, amount, form.reason.data, actor(), stripe_gateway()),
+                             invoice_id, f"Refund of {show(amount, inv.currency)} recorded.",
+                             form=form, template="refund.html", inv=inv)
+        return render_template("refund.html", inv=inv, form=form, show=show), (422 if form.errors else 200)
+    if action == "payment-link":
+        form = ConfirmForm()
+        if form.validate_on_submit():
+            base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+            return _done(lambda: payment_links.create_payment_link(invoice_id, actor(), base), invoice_id,
+                         "A new payment link was made; copy it below.")
+        return render_template("confirm.html", inv=inv, title="Make a payment link",
+                               text="The patient can pay the amount due by card through it.", form=form, show=show)
+    abort(404)
+
+
+def _done(run, invoice_id: str, message: str, *, form=None, template: str | None = None, inv=None):
+    """Run a use case; on success back to the invoice, on a refusal show why (where it was asked)."""
+    try:
+        run()
+    except DomainProblem as error:
+        if form is not None and template and error.field and hasattr(form, error.field):
+            getattr(form, error.field).errors = [error.detail]
+            return render_template(template, inv=inv, form=form, show=show), error.status
+        flash(error.detail, "error")
+        return redirect(url_for("web.invoice", invoice_id=invoice_id), code=303)
+    flash(message)
+    return redirect(url_for("web.invoice", invoice_id=invoice_id), code=303)

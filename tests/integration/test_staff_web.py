@@ -1,0 +1,93 @@
+"""Staff pages through the test client: sign-in limits, CSRF, roles, and CSV against the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+
+import pytest
+
+from billing.access import create_user
+from tests.conftest import row_counts
+from tests.factories import invoice_body, open_invoice, price_list_document
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def users(app):
+    with app.app_context():
+        for role in ("admin", "finance", "viewer"):
+            create_user(f"{role}@clinic.example", role, PASSWORD)
+
+
+def token(response) -> str:
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+def sign_in(client, role: str, password: str = PASSWORD):
+    page = client.get("/login")
+    return client.post("/login", data={"email": f"{role}@clinic.example", "password": password,
+                                       "csrf_token": token(page)})
+
+
+def test_pages_need_a_signed_in_user(client):
+    response = client.get("/invoices")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_the_sixth_wrong_password_in_a_minute_is_429(client, users):
+    answers = [sign_in(client, "finance", "wrong password!").status_code for _ in range(6)]
+    assert answers == [401] * 5 + [429]
+    assert sign_in(client, "finance").status_code == 429  # even the right one, for now
+    assert b"Too many attempts" in sign_in(client, "finance").get_data()
+
+
+def test_a_post_without_a_csrf_token_is_400_and_changes_nothing(app, client, api, users):
+    api.post("/api/v1/price-lists", json=price_list_document())
+    invoice = open_invoice(api)
+    assert sign_in(client, "finance").status_code == 302
+    before = row_counts(app)
+    response = client.post(f"/invoices/{invoice['id']}/payment", data={"amount": "100.00", "method": "cash",
+                                                                       "received_on": "2026-12-02"})
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert row_counts(app) == before
+
+
+def test_roles_limit_what_each_person_can_do(app, client, api, users):
+    api.post("/api/v1/price-lists", json=price_list_document())
+    invoice = open_invoice(api)
+    sign_in(client, "viewer")
+    page = client.get(f"/invoices/{invoice['id']}")
+    assert page.status_code == 200 and b"Record payment" not in page.get_data()
+    forbidden = client.post(f"/invoices/{invoice['id']}/payment", data={
+        "csrf_token": token(page), "amount": "100.00", "method": "cash", "received_on": "2026-12-02"})
+    assert forbidden.status_code == 403 and b"Forbidden" in forbidden.get_data()
+    assert client.get("/admin/users").status_code == 403
+    client.post("/logout", data={"csrf_token": token(page)})
+    sign_in(client, "finance")
+    assert client.get("/price-lists/new").status_code == 403
+    assert client.get(f"/invoices/{invoice['id']}/payment").status_code == 200
+
+
+def test_the_csv_totals_equal_the_apis_totals(app, client, api, users):
+    api.post("/api/v1/price-lists", json=price_list_document())
+    ids = [open_invoice(api, duration_minutes=minutes)["id"] for minutes in (60, 180, 300)]
+    api.post(f"/api/v1/invoices/{ids[0]}/payments", json={"amount": 5000, "method": "cash", "received_on": "2026-12-03"})
+    api.post(f"/api/v1/invoices/{ids[1]}/void")
+    api.post("/api/v1/invoices", json=invoice_body())  # a draft: not in the books
+    sign_in(client, "viewer")
+    body = client.get("/reports/invoices.csv").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(body)))
+    api_invoices = [i for i in api.get("/api/v1/invoices?limit=100").get_json()["data"] if i["number"]]
+    assert sorted(r["number"] for r in rows) == sorted(i["number"] for i in api_invoices)
+    csv_total = sum(Decimal(r["total"]) for r in rows)
+    api_total = Decimal(sum(i["total"] for i in api_invoices)) / 100
+    # £1,680.00 of product each, plus £250.00, £350.00 (voided, but its number stays in the books), £450.00
+    assert csv_total == api_total == Decimal("6090.00")
+    assert all(re.fullmatch(r"\d+\.\d\d", r["total"]) and re.fullmatch(r"\d{4}-\d\d-\d\d", r["invoice_date"]) for r in rows)
+    payments = list(csv.DictReader(io.StringIO(client.get("/reports/payments.csv").get_data(as_text=True))))
+    assert [(p["amount"], p["received_on"], p["method"]) for p in payments] == [("50.00", "2026-12-03", "cash")]
