@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import booking, http_quotes, invoices, pricing
+from . import booking, http_quotes, invoices, pricing, staff
 
 BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main, "invoices": invoices.main,
-              "booking": booking.main}
+              "booking": booking.main, "staff": staff.main}
 
 
 def main(argv: list[str]) -> int:

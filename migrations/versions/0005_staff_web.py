@@ -29,7 +29,10 @@ def upgrade():
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('issued_on', sa.Date(), nullable=True))
-        batch_op.create_index('ix_invoices_issued_on', ['issued_on'], unique=False)
+        batch_op.create_index('ix_invoices_issued_on', ['issued_on'], unique=False,
+                              postgresql_include=['status', 'product_amount', 'service_amount'])
+        batch_op.create_index('ix_invoices_status_due', ['status', 'due_date'], unique=False,
+                              postgresql_include=['total', 'amount_paid', 'issued_on'])
 
     # Invoices issued before this column existed: their UTC date (close enough for reports).
     if op.get_bind().dialect.name == 'sqlite':
@@ -44,6 +47,7 @@ def upgrade():
 def downgrade():
     
     with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_index('ix_invoices_status_due')
         batch_op.drop_index('ix_invoices_issued_on')
         batch_op.drop_column('issued_on')
 
