@@ -5,18 +5,15 @@ Target (issue 5): at least 300 events/s, p99 under 50 ms, none lost or doubled.
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 import time
-from urllib.parse import urlparse
 
 from sqlalchemy import create_engine, text
 
 from billing.webhooks import sign
 
 from .pg import fresh_database
-from .servers import gunicorn, service_env
+from .servers import gunicorn, post_concurrently, service_env
 
 EVENTS = 3000
 CLIENTS = 8
@@ -40,38 +37,10 @@ def main() -> None:
     with service_env(url) as (env, _key):
         env = {**env, "BOOKING_WEBHOOK_SECRET": SECRET}
         with gunicorn("wsgi:app", env, "/healthz") as base:
-            host = urlparse(base)
-            bodies = _events(EVENTS)
-            queue = list(reversed(bodies))
-            lock = threading.Lock()
-            latencies: list[float] = []
-            statuses: list[int] = []
-
-            def client() -> None:
-                conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
-                while True:
-                    with lock:
-                        if not queue:
-                            break
-                        body = queue.pop()
-                    started = time.perf_counter()
-                    conn.request("POST", "/api/v1/webhooks/booking", body=body, headers={
-                        "Content-Type": "application/json", "Booking-Signature": sign(SECRET, body)})
-                    response = conn.getresponse()
-                    response.read()
-                    elapsed = time.perf_counter() - started
-                    with lock:
-                        latencies.append(elapsed)
-                        statuses.append(response.status)
-                conn.close()
-
-            threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-            started = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            seconds = time.perf_counter() - started
+            requests = [("/api/v1/webhooks/booking", body, {"Content-Type": "application/json",
+                                                           "Booking-Signature": sign(SECRET, body)})
+                        for body in _events(EVENTS)]
+            seconds, statuses, latencies = post_concurrently(base, requests, CLIENTS)
 
     engine = create_engine(url)
     with engine.connect() as conn:

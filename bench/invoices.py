@@ -9,14 +9,13 @@ from __future__ import annotations
 import http.client
 import json
 import statistics
-import threading
 import time
 from urllib.parse import urlparse
 
 from sqlalchemy import create_engine, text
 
 from .pg import fresh_database
-from .servers import gunicorn, service_env, wrk
+from .servers import gunicorn, post_concurrently, service_env, wrk
 
 DRAFTS = 2000
 CLIENTS = 8
@@ -44,36 +43,6 @@ def _clone_drafts(url: str, template_id: str, count: int, status: str = "draft")
     engine.dispose()
 
 
-def _post_all(base: str, key: str, paths: list[str]) -> tuple[float, list[int]]:
-    """CLIENTS threads with keep-alive connections POST every path once; (seconds, statuses)."""
-    host = urlparse(base)
-    queue = list(paths)
-    lock = threading.Lock()
-    statuses: list[int] = []
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
-        while True:
-            with lock:
-                if not queue:
-                    break
-                path = queue.pop()
-            conn.request("POST", path, headers={"Authorization": f"Bearer {key}", "Content-Length": "0"})
-            response = conn.getresponse()
-            response.read()
-            with lock:
-                statuses.append(response.status)
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, statuses
-
-
 def _api(base: str, key: str, method: str, path: str, body: object | None = None) -> dict:
     host = urlparse(base)
     conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
@@ -94,7 +63,9 @@ def finalize_and_pdf() -> None:
             engine = create_engine(url)
             with engine.connect() as conn:
                 ids = list(conn.execute(text("SELECT id FROM invoices WHERE status = 'draft'")).scalars())
-            seconds, statuses = _post_all(base, key, [f"/api/v1/invoices/{i}/finalize" for i in ids])
+            auth = {"Authorization": f"Bearer {key}"}
+            seconds, statuses, _ = post_concurrently(
+                base, [(f"/api/v1/invoices/{i}/finalize", b"", auth) for i in ids], CLIENTS)
             with engine.connect() as conn:
                 numbers = sorted(conn.execute(text("SELECT number FROM invoices WHERE number IS NOT NULL")).scalars())
             engine.dispose()

@@ -103,3 +103,43 @@ end""")
     requests, errors, micros, p50, p99 = match.groups()
     return {"requests": int(requests), "errors": int(errors), "rps": int(requests) / (int(micros) / 1e6),
             "p50_ms": float(p50), "p99_ms": float(p99)}
+
+
+def post_concurrently(base: str, requests: list[tuple[str, bytes, dict[str, str]]], clients: int
+                      ) -> tuple[float, list[int], list[float]]:
+    """`clients` threads on keep-alive connections POST every (path, body, headers) once, in
+    order of the list; returns (seconds, statuses, latencies in seconds)."""
+    import http.client
+    import threading
+    from urllib.parse import urlparse
+
+    host = urlparse(base)
+    queue = list(reversed(requests))
+    lock = threading.Lock()
+    statuses: list[int] = []
+    latencies: list[float] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                path, body, headers = queue.pop()
+            started = time.perf_counter()
+            conn.request("POST", path, body=body, headers={"Content-Length": str(len(body)), **headers})
+            response = conn.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+            with lock:
+                statuses.append(response.status)
+                latencies.append(elapsed)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, statuses, latencies

@@ -136,7 +136,7 @@ def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: d
     return bytes(pdf.output())
 
 
-def _party(pdf: FPDF, label: str, name: str | None, address: str | None, x: float) -> None:
+def _party(pdf: FPDF, label: str, name: str | None, address: str | None, x: int) -> None:
     pdf.set_x(x)
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(80, 5, label, new_x="LMARGIN", new_y="NEXT")

@@ -14,7 +14,7 @@ _MISSING = object()
 
 
 class Recent(Generic[V]):
-    def __init__(self, seconds: float, max_entries: int = 1024) -> None:
+    def __init__(self, seconds: int, max_entries: int = 1024) -> None:
         self.seconds = seconds
         self.max_entries = max_entries
         self._entries: dict[Hashable, tuple[float, V]] = {}

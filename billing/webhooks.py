@@ -28,7 +28,7 @@ def _mac(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def verify(header: str | None, body: bytes, secrets: list[str], *, now: float | None = None,
+def verify(header: str | None, body: bytes, secrets: list[str], *, now: int | None = None,
            tolerance: int = TOLERANCE_SECONDS) -> int:
     """Check the header against the raw body; return its timestamp or raise SignatureError."""
     if not header:
@@ -46,7 +46,7 @@ def verify(header: str | None, body: bytes, secrets: list[str], *, now: float | 
             signatures.append(value)
     if timestamp is None or not signatures:
         raise SignatureError("The signature header needs t=<unix seconds> and at least one v1=<hex>.")
-    current = time.time() if now is None else now
+    current = int(time.time()) if now is None else now
     if abs(current - timestamp) > tolerance:
         raise SignatureError(f"The signature's timestamp is more than {tolerance} s away from now.")
     for secret in secrets:

@@ -6,8 +6,8 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from .. import booking
+from ..payments import payment_base_url
 from .auth import api_blueprint
-from .webhooks import payment_base_url
 from .schemas import PaginationSchema
 
 blp = api_blueprint("booking_events", __name__, "Booking events as received")

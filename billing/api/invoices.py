@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from .. import invoicing, payment_links
 from ..models import Invoice, Payment, Refund
 from ..pdf import render_invoice_pdf
-from ..payments import stripe_gateway
+from ..payments import public_base_url, stripe_gateway
 from ..quotes import build_request
 from .auth import api_blueprint
 from .idempotency import idempotent
@@ -141,10 +141,6 @@ class InvoiceRefunds(MethodView):
 class PaymentLinkSchema(Schema):
     url = fields.String(metadata={"example": "https://billing.example/pay/…"})
     expires_at = fields.DateTime()
-
-
-def public_base_url() -> str:
-    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
 
 
 @blp.route("/invoices/<invoice_id>/payment-link")

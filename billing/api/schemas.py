@@ -205,19 +205,16 @@ class CourseQuoteSchema(Schema):
 
 # --- invoices -------------------------------------------------------------------------------
 
-class PatientSchema(Schema):
-    id = fields.String(required=True, validate=validate.Length(1, 64), metadata={"example": "pt_9"})
-    name = fields.String(required=True, validate=validate.Length(1, 200))
-    email = fields.Email(allow_none=True, load_default=None)
-    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
-
-
 class PayerSchema(Schema):
     """Who pays, when it isn't the patient: a partner or a third party."""
 
     name = fields.String(required=True, validate=validate.Length(1, 200))
     email = fields.Email(allow_none=True, load_default=None)
     address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+
+
+class PatientSchema(PayerSchema):
+    id = fields.String(required=True, validate=validate.Length(1, 64), metadata={"example": "pt_9"})
 
 
 _invoice_extras = {

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from .. import booking
-from ..payments import stripe_events, stripe_gateway
+from ..payments import payment_base_url, stripe_events
 from ..webhooks import SignatureError, verify
 from .problems import problem
 
@@ -21,13 +21,6 @@ SIGNED = {"security": [], "parameters": [{
     "in": "header", "name": "Booking-Signature", "required": True, "schema": {"type": "string"},
     "description": "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>; several v1 allowed.",
 }]}
-
-
-def payment_base_url() -> str | None:
-    """Where payment links start, when paying online is on; else None (no links made)."""
-    if stripe_gateway() is None:
-        return None
-    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
 
 
 @blp.route("/booking")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from .. import booking
 from ..errors import DomainProblem
-from ..payments import stripe_gateway
+from ..payments import payment_base_url
 from . import bp, can, requires
 from .invoices import ConfirmForm
 
@@ -29,9 +29,8 @@ def replay_booking_event(event_id: str):
     if not form.validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("web.booking_events"), code=303)
-    base = (current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")) if stripe_gateway() else None
     try:
-        outcome = booking.replay_event(event_id, payment_base_url=base)
+        outcome = booking.replay_event(event_id, payment_base_url=payment_base_url())
     except DomainProblem as error:
         flash(f"Event {event_id} still can't be applied: {error.detail}", "error")
     else:

@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from .. import invoicing, payment_links
 from ..errors import DomainProblem
 from ..money_format import show
-from ..payments import stripe_gateway
+from ..payments import public_base_url, stripe_gateway
 from ..pdf import render_invoice_pdf
 from ..price_lists import price_list_in_effect
 from ..pricing import PricingError, Quote
@@ -174,10 +174,9 @@ def new_invoice():
 def invoice(invoice_id: str):
     inv = invoicing.get_invoice(invoice_id)
     payments, refunds = invoicing.children_of([inv])[inv.seq]
-    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
     return render_template("invoice.html", inv=inv, payments=payments, refunds=refunds,
                            trail=invoicing.audit_trail(invoice_id), show=show, can=can,
-                           payment_url=payment_links.current_link_url(inv, base),
+                           payment_url=payment_links.current_link_url(inv, public_base_url()),
                            online=stripe_gateway() is not None, payment_ids={p.seq: p.id for p in payments})
 
 
@@ -186,9 +185,8 @@ def invoice(invoice_id: str):
 def invoice_pdf(invoice_id: str):
     inv = invoicing.get_invoice(invoice_id)
     clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
-    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
     body = render_invoice_pdf(inv, clinic, issued_on=inv.issued_on,
-                              payment_url=payment_links.current_link_url(inv, base))
+                              payment_url=payment_links.current_link_url(inv, public_base_url()))
     return Response(body, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{inv.number or inv.id}.pdf"'})
 
@@ -214,38 +212,34 @@ def invoice_action(invoice_id: str, action: str):
         return render_template("confirm.html", inv=inv, title=title, text=text, form=form, show=show)
     if action == "payment":
         form = PaymentForm()
-        if form.validate_on_submit():
-            try:
-                amount = pence(form.amount.data)
-            except ValueError as error:
-                form.amount.errors = [str(error)]
-            else:
-                return _done(lambda: invoicing.record_payment(
-                    invoice_id, amount, form.method.data, actor(), reference=form.reference.data or None,
-                    received_on=form.received_on.data), invoice_id, f"Payment of {show(amount, inv.currency)} recorded.",
-                    form=form, template="payment.html", inv=inv)
-        return render_template("payment.html", inv=inv, form=form, show=show), (422 if form.errors else 200)
+        return _money_form(form, "payment.html", inv, "Payment of {} recorded.", lambda amount: invoicing.record_payment(
+            invoice_id, amount, form.method.data, actor(), reference=form.reference.data or None,
+            received_on=form.received_on.data))
     if action == "refund":
         form = RefundForm()
-        if form.validate_on_submit():
-            try:
-                amount = pence(form.amount.data)
-            except ValueError as error:
-                form.amount.errors = [str(error)]
-            else:
-                return _done(lambda: invoicing.refund(invoice_id, amount, form.reason.data, actor(), stripe_gateway()),
-                             invoice_id, f"Refund of {show(amount, inv.currency)} recorded.",
-                             form=form, template="refund.html", inv=inv)
-        return render_template("refund.html", inv=inv, form=form, show=show), (422 if form.errors else 200)
+        return _money_form(form, "refund.html", inv, "Refund of {} recorded.", lambda amount: invoicing.refund(
+            invoice_id, amount, form.reason.data, actor(), stripe_gateway()))
     if action == "payment-link":
         form = ConfirmForm()
         if form.validate_on_submit():
-            base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
-            return _done(lambda: payment_links.create_payment_link(invoice_id, actor(), base), invoice_id,
+            return _done(lambda: payment_links.create_payment_link(invoice_id, actor(), public_base_url()), invoice_id,
                          "A new payment link was made; copy it below.")
         return render_template("confirm.html", inv=inv, title="Make a payment link",
                                text="The patient can pay the amount due by card through it.", form=form, show=show)
     abort(404)
+
+
+def _money_form(form, template: str, inv, message: str, run):
+    """A form with an amount in pounds: shown, checked, then `run(pence)`; errors by their field."""
+    if form.validate_on_submit():
+        try:
+            amount = pence(form.amount.data)
+        except ValueError as error:
+            form.amount.errors = [str(error)]
+        else:
+            return _done(lambda: run(amount), inv.id, message.format(show(amount, inv.currency)),
+                         form=form, template=template, inv=inv)
+    return render_template(template, inv=inv, form=form, show=show), (422 if form.errors else 200)
 
 
 def _done(run, invoice_id: str, message: str, *, form=None, template: str | None = None, inv=None):
