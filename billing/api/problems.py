@@ -114,8 +114,24 @@ def html_error(code: int, title: str, description: str | None) -> str:
     return render_template("error.html", code=code, title=title, description=description)
 
 
+_NUL_ESCAPE = re.compile(rb"\\u0000", re.IGNORECASE)
+
+
+def refuse_nul_characters():
+    """A NUL character can't be stored in a PostgreSQL text column and is never meaningful
+    here, so any input carrying one is refused up front, as a 400, before anything reads it."""
+    values = list(request.args.values()) + list(request.form.values()) + [request.path]
+    if any("\x00" in value for value in values) or _NUL_ESCAPE.search(request.get_data(cache=True)):
+        if wants_problem_json():
+            return problem(400, "Bad Request", "The request contains a NUL character (\\u0000), which is not allowed.")
+        return html_error(400, "Bad Request", "The request contains a character that is not allowed."), 400
+    return None
+
+
 def register_error_handlers(app: Flask) -> None:
     from ..pricing import PricingError, PriceListInvalid
+
+    app.before_request(refuse_nul_characters)
 
     @app.errorhandler(PriceListInvalid)
     def _price_list_invalid(error: PriceListInvalid):

@@ -70,3 +70,10 @@ def test_staff_pages_get_html_errors_not_json(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert response.mimetype == "text/html"
+
+
+def test_a_nul_character_anywhere_is_400_not_a_database_error(api):
+    assert_problem(api.get("/api/v1/invoices", query_string={"starting_after": "\x00"}), 400)
+    body = '{"product_code": "IVIG\\u0000", "dose": {"grams": "25"}}'
+    response = api.client.post("/api/v1/quotes", data=body, headers={**api.headers, "Content-Type": "application/json"})
+    assert "NUL" in assert_problem(response, 400)["detail"]
