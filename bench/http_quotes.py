@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .servers import gunicorn, service_env, wrk
+from .servers import gunicorn, service_env, worker_rss_mb, wrk
 
 QUOTE = {
     "product_code": "IVIG10-5-10-20",
@@ -27,9 +27,13 @@ def main() -> None:
         with gunicorn("wsgi:app", env, "/healthz") as service:
             headers = {"Authorization": f"Bearer {key}"}
             wrk(service + "/api/v1/quotes", method="POST", body=QUOTE, headers=headers, seconds=2)
+            warm = worker_rss_mb(service)
             quotes = wrk(service + "/api/v1/quotes", method="POST", body=QUOTE, headers=headers)
+            loaded = worker_rss_mb(service)
     ratio = quotes["rps"] / baseline["rps"]
     print(f"bare Flask constant JSON:   {baseline['rps']:8,.0f} req/s  p99 {baseline['p99_ms']:.1f} ms")
     print(f"POST /api/v1/quotes:        {quotes['rps']:8,.0f} req/s  p99 {quotes['p99_ms']:.1f} ms"
           f"  (errors: {quotes['errors']})")
     print(f"ratio quotes / bare:        {ratio:.2f}  (target ≥ 0.50)")
+    print(f"worker memory after warm-up {', '.join(f'{m:.0f}' for m in warm)} MB; after {quotes['requests']:,} more "
+          f"requests {', '.join(f'{m:.0f}' for m in loaded)} MB  (target < 150 MB, no growth)")

@@ -143,3 +143,21 @@ def post_concurrently(base: str, requests: list[tuple[str, bytes, dict[str, str]
     for t in threads:
         t.join()
     return time.perf_counter() - started, statuses, latencies
+
+
+def worker_rss_mb(base: str) -> list[float]:
+    """Resident memory (MB) of each gunicorn worker serving `base` (the master left out)."""
+    port = base.rsplit(":", 1)[1]
+    found: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if "gunicorn" in cmdline and f"127.0.0.1:{port}" in cmdline:
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            found[int(entry.name)] = (int(fields["PPid"]), int(fields["VmRSS"].split()[0]) / 1024)
+    return sorted(rss for ppid, rss in found.values() if ppid in found)

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import flask_swagger_ui
 from flask import Blueprint, Flask
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -40,9 +41,20 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+class StaffOnlySessions(SecureCookieSessionInterface):
+    """No cookie session under /api: API clients authenticate per request, and not opening
+    one saves work on every API call."""
+
+    def open_session(self, app: Flask, request: Any):
+        if request.path.startswith("/api/"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     instance = Path(os.environ.get("BILLING_INSTANCE_PATH") or _PROJECT_ROOT / "instance")
     app = Flask(__name__, instance_path=str(instance))
+    app.session_interface = StaffOnlySessions()
     app.config.update(load_settings(os.environ, instance))
     app.config.update(
         SQLALCHEMY_TRACK_MODIFICATIONS=False,

@@ -115,13 +115,16 @@ def html_error(code: int, title: str, description: str | None) -> str:
 
 
 _NUL_ESCAPE = re.compile(rb"\\u0000", re.IGNORECASE)
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def refuse_nul_characters():
     """A NUL character can't be stored in a PostgreSQL text column and is never meaningful
     here, so any input carrying one is refused up front, as a 400, before anything reads it."""
-    values = list(request.args.values()) + list(request.form.values()) + [request.path]
-    if any("\x00" in value for value in values) or _NUL_ESCAPE.search(request.get_data(cache=True)):
+    found = (b"%00" in request.query_string or "\x00" in request.path
+             or (request.mimetype in _FORMS and any("\x00" in v for v in request.form.values()))
+             or _NUL_ESCAPE.search(request.get_data(cache=True)) is not None)
+    if found:
         if wants_problem_json():
             return problem(400, "Bad Request", "The request contains a NUL character (\\u0000), which is not allowed.")
         return html_error(400, "Bad Request", "The request contains a character that is not allowed."), 400

@@ -115,3 +115,46 @@ def test_signed_booking_events(client, body):
 def test_list_queries(api, query):
     for path in ("/api/v1/invoices", "/api/v1/price-lists", "/api/v1/price-lists/current", "/api/v1/booking-events"):
         assert_clean(api.client.get(path, query_string=query, headers=api.headers))
+
+
+@pytest.fixture
+def staff_client(app, client):
+    import re
+
+    from billing.access import create_user
+
+    with app.app_context():
+        create_user("fuzz@clinic.example", "admin", "fuzzing password")
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    client.post("/login", data={"email": "fuzz@clinic.example", "password": "fuzzing password", "csrf_token": token})
+    assert client.get("/").status_code == 200  # signed in: the pages below are really rendered
+    return client, token
+
+
+@FUZZ
+@given(query=st.dictionaries(st.sampled_from(["product_code", "dose_mode", "grams_per_kg", "weight_kg", "grams",
+                                              "duration_minutes", "service_date", "status", "q", "date_from",
+                                              "date_to", "after", "from", "to", "outcome"]),
+                             st.one_of(st.text(max_size=15), st.sampled_from(["0.4", "68.5", "grams", "per_kg", "2026-12-01",
+                                                                              "IVIG10-5-10-20", "-1", "1e999", "180"])),
+                             max_size=8))
+def test_staff_pages_with_any_query(staff_client, query):
+    client, _ = staff_client
+    for path in ("/price-lists/quote", "/invoices", "/reports", "/reports/invoices.csv", "/booking-events"):
+        response = client.get(path, query_string=query)
+        assert response.status_code < 500, (path, query)
+
+
+@FUZZ
+@given(form=st.dictionaries(st.sampled_from(["effective_from", "currency", "statement", "tiers", "extra_per_30",
+                                             "product_tax_rate", "product_tax_label", "service_tax_rate",
+                                             "service_tax_label", "products-0-code", "products-0-name",
+                                             "products-0-pricing", "products-0-gram_price", "products-0-vials"]),
+                            st.one_of(st.text(max_size=20), st.sampled_from(["2026-12-01", "GBP", "per_gram", "5 = x",
+                                                                             "120 = 250.00", "abc = 1", "1e9", "-5"])),
+                            max_size=10))
+def test_the_price_list_form_with_anything(staff_client, form):
+    client, token = staff_client
+    response = client.post("/price-lists/new", data={**form, "csrf_token": token})
+    assert response.status_code < 500, form
