@@ -165,3 +165,21 @@ def demo_invoice() -> None:
     url, _ = payment_links.create_payment_link(invoice.id, "cli:demo-invoice", base)
     click.echo(f"Invoice {invoice.number} ({invoice.id}), {invoice.amount_due} pence due. Pay it at:")
     click.echo(url)
+
+
+@billing_cli.command("purge")
+@click.option("--idempotency-days", default=7, show_default=True, type=click.IntRange(1, 3650),
+              help="Keep Idempotency-Key answers this long (retries come within minutes).")
+def purge(idempotency_days: int) -> None:
+    """Delete housekeeping rows that are no longer needed; run it daily (cron or a scheduler)."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    from .models import IdempotencyKey, LoginFailure, utcnow
+
+    keys = db.session.execute(delete(IdempotencyKey).where(
+        IdempotencyKey.created_at < utcnow() - timedelta(days=idempotency_days))).rowcount
+    failures = db.session.execute(delete(LoginFailure).where(LoginFailure.at < utcnow() - timedelta(hours=1))).rowcount
+    db.session.commit()
+    click.echo(f"Deleted {keys} idempotency keys and {failures} old sign-in failures.")

@@ -59,3 +59,20 @@ def test_seed_demo_loads_the_contract_price_list_once(app):
     runner = app.test_cli_runner()
     assert "Loaded the demo price list" in runner.invoke(args=["billing", "seed-demo"]).output
     assert "left as it is" in runner.invoke(args=["billing", "seed-demo"]).output
+
+
+def test_purge_drops_old_idempotency_keys_and_keeps_new_ones(app):
+    from datetime import timedelta
+
+    from billing.models import IdempotencyKey, utcnow
+
+    with app.app_context():
+        db.session.add_all([
+            IdempotencyKey(actor="a", key="old", request_hash="h", created_at=utcnow() - timedelta(days=8)),
+            IdempotencyKey(actor="a", key="new", request_hash="h", created_at=utcnow() - timedelta(days=1)),
+        ])
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["billing", "purge"])
+    assert "Deleted 1 idempotency keys" in result.output
+    with app.app_context():
+        assert list(db.session.scalars(select(IdempotencyKey.key))) == ["new"]
