@@ -59,13 +59,18 @@ class LocalStripe:
             self.process.wait(timeout=20)
             self.process = None
 
-    def register_webhook(self, url: str, secret: str) -> None:
+    def register_webhook(self, url: str, secret: str, events: list[str] | None = None) -> None:
         import json
 
+        body = {"url": url, "secret": secret, **({"events": events} if events is not None else {})}
         request = urllib.request.Request(f"{self.url}/_config/webhooks/billing", method="POST",
-                                         data=json.dumps({"url": url, "secret": secret}).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=5)
+
+    def silence_webhooks(self) -> None:
+        """Stop deliveries (localstripe can't delete a webhook; one for no event types sends nothing),
+        so no late event lands in a later test's tables."""
+        self.register_webhook("http://127.0.0.1:9/", "unused", events=[])
 
 
 class LiveServer:
