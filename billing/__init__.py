@@ -23,11 +23,13 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _engine_options(url: str) -> dict[str, Any]:
+    # hide_parameters: a database error's message would otherwise carry the statement's values
+    # (names, emails) into the logs.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
     # No pre-ping: it costs a round trip on every request. After a database restart, a pooled
     # connection fails once and is replaced; pool_recycle bounds how old one can get.
-    return {"pool_recycle": 1800, "connect_args": {"connect_timeout": 5}}
+    return {"pool_recycle": 1800, "connect_args": {"connect_timeout": 5}, "hide_parameters": True}
 
 
 @event.listens_for(Engine, "connect")
@@ -74,6 +76,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a TLS proxy: take the client's address and scheme from its X-Forwarded-* headers,
+        # so sign-in limits count per person, not per proxy, and links say https.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     from . import models  # noqa: F401  (tables registered before migrate sees the metadata)
     from .api import register_api

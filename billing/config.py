@@ -75,5 +75,6 @@ def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
         "CLINIC_CONTACT": environ.get("CLINIC_CONTACT") or "billing@clinic.example, 020 7946 0000",
         "INVOICE_PREFIX": environ.get("INVOICE_PREFIX") or "INV",
         "INVOICE_DUE_DAYS": _int(environ, "INVOICE_DUE_DAYS", 14, 0, 365),
+        "TRUSTED_PROXIES": _int(environ, "TRUSTED_PROXIES", 0, 0, 5),
         "PAYMENT_LINK_DAYS": _int(environ, "PAYMENT_LINK_DAYS", 30, 1, 365),
     }

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from typing import Any, Mapping
 
 from flask import Flask, Response, g, json, render_template, request
 from flask_smorest import Api
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import DomainProblem
@@ -131,6 +133,22 @@ def refuse_nul_characters():
     return None
 
 
+def log_unexpected(error: BaseException) -> None:
+    """Log an unhandled error. A database error's message can quote row values (PostgreSQL's
+    "Failing row contains (…)"), so for those only the kind of error and where it happened are
+    logged: patient data never reaches the logs."""
+    fields = {"request_id": getattr(g, "request_id", None), "error": type(error).__name__}
+    if isinstance(error, SQLAlchemyError):
+        original = getattr(error, "orig", None)
+        fields.update(database_error=type(original).__name__ if original else None,
+                      sqlstate=getattr(original, "sqlstate", None),
+                      where=[f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(error.__traceback__)
+                             if "site-packages" not in f.filename][-3:])
+        log.error("unhandled database error", extra={"fields": fields})
+    else:
+        log.error("unhandled error", exc_info=error, extra={"fields": fields})
+
+
 def register_error_handlers(app: Flask) -> None:
     from ..pricing import PricingError, PriceListInvalid
 
@@ -156,7 +174,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        log.exception("unhandled error", extra={"request_id": getattr(g, "request_id", None)})
+        log_unexpected(error)
         if not wants_problem_json():
             return html_error(500, "Internal Server Error", "Something went wrong on our side."), 500
         return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")

@@ -7,6 +7,8 @@ import logging
 
 import pytest
 
+from billing.request_log import JsonFormatter
+
 from tests.factories import infusion, price_list_document
 
 
@@ -44,3 +46,25 @@ def test_the_log_line_carries_no_request_body(api, caplog):
     text = json.dumps(line)
     assert "68.5" not in text and "Jane" not in text and "semen" not in text
     assert line["status"] == 200
+
+
+def test_a_database_error_is_logged_without_the_values_it_quotes(app, caplog):
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from billing.api.problems import log_unexpected
+    from billing.extensions import db
+
+    with app.test_request_context("/api/v1/invoices"):
+        try:
+            db.session.execute(text("INSERT INTO users (id) VALUES (:name)"), {"name": "Alex Example"})
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            log_unexpected(error)
+    (record,) = [r for r in caplog.records if r.name == "billing.errors"]
+    logged = JsonFormatter().format(record)
+    line = json.loads(logged)
+    assert "Alex Example" not in logged
+    assert (line["error"], line["database_error"]) in (("IntegrityError", "IntegrityError"),
+                                                      ("IntegrityError", "NotNullViolation"))
+    assert "test_request_log.py" in line["where"][-1]

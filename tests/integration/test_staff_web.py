@@ -91,3 +91,33 @@ def test_the_csv_totals_equal_the_apis_totals(app, client, api, users):
     assert all(re.fullmatch(r"\d+\.\d\d", r["total"]) and re.fullmatch(r"\d{4}-\d\d-\d\d", r["invoice_date"]) for r in rows)
     payments = list(csv.DictReader(io.StringIO(client.get("/reports/payments.csv").get_data(as_text=True))))
     assert [(p["amount"], p["received_on"], p["method"]) for p in payments] == [("50.00", "2026-12-03", "cash")]
+
+
+def test_behind_a_proxy_sign_in_limits_count_per_client_address(monkeypatch, tmp_path):
+    from billing import create_app
+
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")
+    proxied = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "p.sqlite3"),
+                          "SESSION_COOKIE_SECURE": False})
+    from flask_migrate import upgrade
+
+    from billing.access import create_user as add_user
+
+    with proxied.app_context():
+        upgrade()
+        add_user("finance@clinic.example", "finance", PASSWORD)
+    client = proxied.test_client()
+
+    def attempt(address: str, password: str) -> int:
+        page = client.get("/login", headers={"X-Forwarded-For": address})
+        return client.post("/login", headers={"X-Forwarded-For": address}, data={
+            "email": "someone@clinic.example", "password": password, "csrf_token": token(page)}).status_code
+
+    assert [attempt("203.0.113.7", "guess guess") for _ in range(5)] == [401] * 5
+    # The attacker's address is blocked; the same email from elsewhere is too (the email key),
+    # but a colleague at another address signing in as herself is not.
+    assert attempt("203.0.113.7", "guess guess") == 429
+    page = client.get("/login", headers={"X-Forwarded-For": "198.51.100.2"})
+    ok = client.post("/login", headers={"X-Forwarded-For": "198.51.100.2"}, data={
+        "email": "finance@clinic.example", "password": PASSWORD, "csrf_token": token(page)})
+    assert ok.status_code == 302
