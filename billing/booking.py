@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import invoicing, payment_links
-from .api.schemas import DoseSchema, OtherItemSchema, PatientSchema, VialsDispensedSchema
+from .inputs import DoseSchema, OtherItemSchema, PatientSchema, VialsDispensedSchema, flatten_errors
 from .errors import DomainProblem, Invalid, NotFound, WrongState
 from .extensions import db
 from .models import Booking, BookingEvent, Invoice, utcnow
@@ -198,8 +198,6 @@ def _explain(error: Exception) -> tuple[str, dict[str, list[str]] | None]:
 
 
 def _flat(messages: Any) -> dict[str, list[str]]:
-    from .api.problems import flatten_errors
-
     return flatten_errors(messages)
 
 

@@ -17,31 +17,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import DomainProblem
+from ..inputs import flatten_errors  # noqa: F401  (re-exported for the API modules)
 
 log = logging.getLogger("billing.errors")
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://billing.invalid/problems/"
-
-
-def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """webargs' nested {"json": {"dose": {"grams": [...]}}} → {"dose.grams": [...]}."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            if not prefix and key in ("json", "query", "form", "headers", "view_args", "path"):
-                flat.update(flatten_errors(value, ""))
-                continue
-            path = f"{prefix}.{key}" if prefix else str(key)
-            flat.update(flatten_errors(value, path))
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        flat[prefix or "_schema"] = list(messages)
-    elif isinstance(messages, list):
-        for i, item in enumerate(messages):
-            flat.update(flatten_errors(item, f"{prefix}.{i}" if prefix else str(i)))
-    else:
-        flat[prefix or "_schema"] = [str(messages)]
-    return flat
 
 
 def problem(

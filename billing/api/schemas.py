@@ -8,7 +8,8 @@ from babel.numbers import list_currencies
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..pricing import PRODUCT, SERVICE
-from .fields import Amount, DecimalString, ISODate
+from ..inputs import DoseSchema, OtherItemSchema, PatientSchema, PayerSchema, VialsDispensedSchema
+from ..json_fields import Amount, DecimalString, ISODate
 
 _CURRENCIES = frozenset(list_currencies())
 
@@ -89,29 +90,8 @@ class CurrentPriceListQuerySchema(Schema):
 
 # --- quotes ---------------------------------------------------------------------------------
 
-class DoseSchema(Schema):
-    grams = DecimalString()
-    grams_per_kg = DecimalString()
-    weight_kg = DecimalString()
-
-
-class OtherItemSchema(Schema):
-    code = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
-    description = fields.String(required=True, validate=validate.Length(1, 500))
-    category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
-    recipient = fields.String(
-        data_key="for", attribute="for", load_default="patient", validate=validate.OneOf(["patient", "partner"]),
-        metadata={"description": "Whom the item is for: the patient or the partner."},
-    )
-
-
 class ExcludedItemSchema(OtherItemSchema):
     reason = fields.String()
-
-
-class VialsDispensedSchema(Schema):
-    grams = DecimalString(required=True)
-    count = fields.Integer(strict=True, required=True, validate=validate.Range(1, 100))
 
 
 _INFUSION_FIELDS = ("product_code", "dose", "duration_minutes", "service_date")
@@ -204,18 +184,6 @@ class CourseQuoteSchema(Schema):
 
 
 # --- invoices -------------------------------------------------------------------------------
-
-class PayerSchema(Schema):
-    """Who pays, when it isn't the patient: a partner or a third party."""
-
-    name = fields.String(required=True, validate=validate.Length(1, 200))
-    email = fields.Email(allow_none=True, load_default=None)
-    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
-
-
-class PatientSchema(PayerSchema):
-    id = fields.String(required=True, validate=validate.Length(1, 64), metadata={"example": "pt_9"})
-
 
 _invoice_extras = {
     "patient": fields.Nested(PatientSchema, required=True),

@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import fields
 
-from ..pricing import Money, decimal_text
+from .pricing import Money, decimal_text
 
 
 class DecimalString(fields.Field):

@@ -1,0 +1,63 @@
+"""JSON input shapes shared by the API and the booking system's events: the parts of an
+infusion and the people on an invoice, and how their validation messages are reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from .json_fields import DecimalString
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """webargs' nested {"json": {"dose": {"grams": [...]}}} → {"dose.grams": [...]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if not prefix and key in ("json", "query", "form", "headers", "view_args", "path"):
+                flat.update(flatten_errors(value, ""))
+                continue
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_errors(value, path))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for i, item in enumerate(messages):
+            flat.update(flatten_errors(item, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+class DoseSchema(Schema):
+    grams = DecimalString()
+    grams_per_kg = DecimalString()
+    weight_kg = DecimalString()
+
+
+class OtherItemSchema(Schema):
+    code = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
+    description = fields.String(required=True, validate=validate.Length(1, 500))
+    category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
+    recipient = fields.String(
+        data_key="for", attribute="for", load_default="patient", validate=validate.OneOf(["patient", "partner"]),
+        metadata={"description": "Whom the item is for: the patient or the partner."},
+    )
+
+
+class VialsDispensedSchema(Schema):
+    grams = DecimalString(required=True)
+    count = fields.Integer(strict=True, required=True, validate=validate.Range(1, 100))
+
+
+class PayerSchema(Schema):
+    """Who pays, when it isn't the patient: a partner or a third party."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    email = fields.Email(allow_none=True, load_default=None)
+    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+
+
+class PatientSchema(PayerSchema):
+    id = fields.String(required=True, validate=validate.Length(1, 64), metadata={"example": "pt_9"})
