@@ -73,21 +73,22 @@ def list_price_lists(limit: int, starting_after: str | None) -> tuple[list[Price
 
 def version_in_effect(on: date) -> PriceListVersion | None:
     """The newest version whose effective_from is on or before `on`."""
-    return db.session.scalar(
-        select(PriceListVersion)
-        .where(PriceListVersion.effective_from <= on)
-        .order_by(PriceListVersion.effective_from.desc(), PriceListVersion.version.desc())
-        .limit(1)
-    )
+    found = _id_in_effect(on)
+    return db.session.get(PriceListVersion, found) if found else None
 
 
 def price_list_in_effect(on: date) -> PriceList | None:
-    found = _recent_in_effect.get(on)
-    if found is MISSING:
-        found = _recent_in_effect.put(on, db.session.connection().execute(_ID_IN_EFFECT, {"on": on}).scalar())
+    found = _id_in_effect(on)
     if found is None:
         return None
     return _parsed.get(found) or parsed(get_price_list(found))
+
+
+def _id_in_effect(on: date) -> str | None:
+    found = _recent_in_effect.get(on)
+    if found is MISSING:
+        found = _recent_in_effect.put(on, db.session.connection().execute(_ID_IN_EFFECT, {"on": on}).scalar())
+    return found  # type: ignore[return-value]
 
 
 # Every quote and invoice asks which version is in effect: remember answers for a few seconds.

@@ -161,8 +161,9 @@ class PriceListRefSchema(Schema):
     version = fields.Integer()
 
 
-class QuoteSchema(Schema):
-    estimate = fields.Boolean()
+class PricedSchema(Schema):
+    """What quotes and invoices share: the two lines, the exclusions, the totals."""
+
     currency = fields.String()
     service_date = ISODate()
     price_list = fields.Nested(PriceListRefSchema)
@@ -172,6 +173,10 @@ class QuoteSchema(Schema):
     subtotal = Amount()
     tax = Amount()
     total = Amount()
+
+
+class QuoteSchema(PricedSchema):
+    estimate = fields.Boolean()
 
 
 class CourseQuoteSchema(Schema):
@@ -246,22 +251,13 @@ class RefundSchema(Schema):
     created_at = fields.DateTime()
 
 
-class InvoiceSchema(Schema):
+class InvoiceSchema(PricedSchema):
     id = fields.String(metadata={"example": "inv_…"})
     number = fields.String(allow_none=True, metadata={"example": "INV-2026-000042"})
     status = fields.String(metadata={"enum": ["draft", "open", "paid", "void", "uncollectible"]})
-    currency = fields.String()
-    service_date = ISODate()
     booking_id = fields.String(allow_none=True)
     patient = fields.Nested(PatientSchema)
     bill_to = fields.Nested(PayerSchema, allow_none=True)
-    price_list = fields.Nested(PriceListRefSchema)
-    lines = fields.List(fields.Nested(LineSchema))
-    excluded_items = fields.List(fields.Nested(ExcludedItemSchema))
-    statement = fields.String()
-    subtotal = Amount()
-    tax = Amount()
-    total = Amount()
     amount_paid = Amount()
     amount_refunded = Amount()
     amount_due = Amount()
