@@ -85,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     from . import models  # noqa: F401  (tables registered before migrate sees the metadata)
+    from .payments import tasks  # noqa: F401  (the outbox's Stripe handlers)
     from .api import register_api
     from .api.problems import register_error_handlers
     from .cli import billing_cli

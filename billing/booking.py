@@ -23,6 +23,8 @@ from .models import Booking, BookingEvent, Invoice, utcnow
 from .pricing import PricingError
 from .pricing.documents import request_json
 from .quotes import build_request, price_list_for
+from .states import TAKES_PAYMENT, BookingOutcome, InvoiceStatus
+from .unit_of_work import transaction
 
 log = logging.getLogger("billing.booking")
 ACTOR = "booking_system"
@@ -40,7 +42,7 @@ class EventFailed(Invalid):
 @dataclass(frozen=True)
 class Outcome:
     event_id: str
-    result: str  # created | updated | finalized | voided | duplicate | stale | ignored
+    result: BookingOutcome
     invoice_id: str | None
     flag: str | None = None
     payment_url: str | None = None  # a new payment link, when an invoice was issued and paying online is on
@@ -95,7 +97,7 @@ def receive_event(payload: Any, *, payment_base_url: str | None = None) -> Outco
     except IntegrityError:
         db.session.rollback()
     existing = _event(envelope["id"])
-    if existing is None or existing.outcome != "failed":
+    if existing is None or existing.outcome != BookingOutcome.FAILED:
         return _duplicate(existing)
     existing.deliveries += 1  # a retry of a delivery that failed: try it again
     return _apply_and_commit(existing, delivered=True, payment_base_url=payment_base_url)
@@ -105,7 +107,7 @@ def replay_event(event_id: str, *, payment_base_url: str | None = None) -> Outco
     event = _event(event_id)
     if event is None:
         raise NotFound(f"No booking event {event_id}.")
-    if event.outcome != "failed":
+    if event.outcome != BookingOutcome.FAILED:
         raise WrongState(f"Event {event_id} was applied already ({event.outcome}); only failed events are replayed.")
     return _apply_and_commit(event, payment_base_url=payment_base_url)
 
@@ -139,7 +141,7 @@ def _booking_id(envelope: dict[str, Any]) -> str | None:
 def _duplicate(event: BookingEvent | None) -> Outcome:
     if event is None:  # the first delivery failed and rolled back in the meantime
         raise EventFailed("This event is being applied by another delivery; send it again.", None)
-    outcome = Outcome(event.id, "duplicate", event.invoice_id, event.flag)
+    outcome = Outcome(event.id, BookingOutcome.DUPLICATE, event.invoice_id, event.flag)
     db.session.execute(update(BookingEvent).where(BookingEvent.seq == event.seq)
                        .values(deliveries=BookingEvent.deliveries + 1))
     db.session.commit()
@@ -148,22 +150,22 @@ def _duplicate(event: BookingEvent | None) -> Outcome:
 
 def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool = False,
                       payment_base_url: str | None = None) -> Outcome:
+    """The event's invoice changes and its own row, in one transaction (one commit)."""
     event_id = event.id
     try:
-        outcome = _apply(event)
-        if payment_base_url and outcome.result == "finalized" and outcome.invoice_id:
-            invoice = invoicing.get_invoice(outcome.invoice_id)
-            if invoice.status in payment_links.PAYABLE and invoice.amount_due > 0:
-                link = payment_links.new_link(invoice, ACTOR)
-                outcome = replace(outcome, payment_url=payment_links.link_url(payment_base_url, link))
-        event.outcome, event.invoice_id, event.flag = outcome.result, outcome.invoice_id, outcome.flag
-        event.error = None
-        event.applied_at = utcnow()
-        if new:
-            db.session.add(event)
-        db.session.commit()
+        with transaction():
+            outcome = _apply(event)
+            if payment_base_url and outcome.result == BookingOutcome.FINALIZED and outcome.invoice_id:
+                invoice = invoicing.get_invoice(outcome.invoice_id)
+                if invoice.status in TAKES_PAYMENT and invoice.amount_due > 0:
+                    url, _ = payment_links.create_payment_link(invoice.id, ACTOR, payment_base_url)
+                    outcome = replace(outcome, payment_url=url)
+            event.outcome, event.invoice_id, event.flag = outcome.result, outcome.invoice_id, outcome.flag
+            event.error = None
+            event.applied_at = utcnow()
+            if new:
+                db.session.add(event)
     except (PricingError, DomainProblem, ValidationError) as error:
-        db.session.rollback()
         detail, errors = _explain(error)
         _record_failure(event_id, event, detail, delivered=delivered or new)
         log.info("booking event failed", extra={"fields": {"event_id": event_id, "reason": type(error).__name__}})
@@ -180,7 +182,7 @@ def _record_failure(event_id: str, event: BookingEvent, detail: str, *, delivere
         db.session.add(row)
     elif delivered:
         row.deliveries += 1  # the rollback took back the count of this delivery
-    row.outcome = "failed"
+    row.outcome = BookingOutcome.FAILED
     row.error = detail
     try:
         db.session.commit()
@@ -206,12 +208,12 @@ def _flat(messages: Any) -> dict[str, list[str]]:
 def _apply(event: BookingEvent) -> Outcome:
     handler = _HANDLERS.get(event.type)
     if handler is None:
-        return Outcome(event.id, "ignored", None)
+        return Outcome(event.id, BookingOutcome.IGNORED, None)
     data = _booking.load(event.body.get("data") or {})
     booking = _lock_booking(data["booking_id"])
     if event.created < booking.last_event_created:
-        return Outcome(event.id, "stale", booking.invoice_id)
-    invoice = invoicing._lock(booking.invoice_id) if booking.invoice_id else None
+        return Outcome(event.id, BookingOutcome.STALE, booking.invoice_id)
+    invoice = invoicing.get_invoice(booking.invoice_id) if booking.invoice_id else None
     result, invoice, flag = handler(invoice, data)
     booking.last_event_created = event.created
     booking.last_event_id = event.id
@@ -233,7 +235,9 @@ def _lock_booking(booking_id: str) -> Booking:
     return db.session.scalars(statement.returning(Booking), execution_options={"populate_existing": True}).one()
 
 
-Handled = tuple[str, Invoice | None, str | None]
+# Each handler reads the booking's invoice (the booking row lock keeps other events out) and
+# changes it only through the invoice use cases, which lock it and check the move again.
+Handled = tuple[BookingOutcome, Invoice | None, str | None]
 
 
 def _changes(data: dict[str, Any]) -> dict[str, Any]:
@@ -246,41 +250,44 @@ def _issued_flag(invoice: Invoice, what: str) -> str:
             "the invoice was left as it is. Check whether it needs a refund or a correction.")
 
 
+def _new_draft(data: dict[str, Any], *, charge: str = "full") -> Invoice:
+    return invoicing.create_invoice(build_request(data), data["patient"], ACTOR, booking_id=data["booking_id"],
+                                    charge=charge)
+
+
 def _booked(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
-    if invoice is None or invoice.status == "void":
-        draft = invoicing.new_draft(build_request(data), data["patient"], ACTOR, booking_id=data["booking_id"])
-        return "created", draft, None
-    if invoice.status == "draft":
-        invoicing.revise_draft(invoice, _changes(data), ACTOR, action="booking_updated")
-        return "updated", invoice, None
-    return "ignored", invoice, _issued_flag(invoice, "changed")
+    if invoice is None or invoice.status == InvoiceStatus.VOID:
+        return BookingOutcome.CREATED, _new_draft(data), None
+    if invoice.status == InvoiceStatus.DRAFT:
+        invoicing.update_draft(invoice.id, _changes(data), ACTOR, action="booking_updated")
+        return BookingOutcome.UPDATED, invoice, None
+    return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "changed")
 
 
 def _completed(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
-    if invoice is None or invoice.status == "void":
-        invoice = invoicing.new_draft(build_request(data), data["patient"], ACTOR, booking_id=data["booking_id"])
-    elif invoice.status == "draft":
-        invoicing.revise_draft(invoice, _changes(data), ACTOR, action="booking_completed")
+    if invoice is None or invoice.status == InvoiceStatus.VOID:
+        invoice = _new_draft(data)
+    elif invoice.status == InvoiceStatus.DRAFT:
+        invoicing.update_draft(invoice.id, _changes(data), ACTOR, action="booking_completed")
     else:
-        return "ignored", invoice, _issued_flag(invoice, "completed again")
-    invoicing.finalize_locked(invoice, ACTOR)
-    return "finalized", invoice, None
+        return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "completed again")
+    invoicing.finalize_invoice(invoice.id, ACTOR)
+    return BookingOutcome.FINALIZED, invoice, None
 
 
 def _cancelled(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
-    if invoice is not None and invoice.status not in ("draft", "void"):
-        return "ignored", invoice, _issued_flag(invoice, "cancelled")
-    voided_now = invoice is not None and invoice.status == "draft"
+    if invoice is not None and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+        return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "cancelled")
+    voided_now = invoice is not None and invoice.status == InvoiceStatus.DRAFT
     if voided_now:
-        invoicing.void_locked(invoice, ACTOR, reason="infusion cancelled")
+        invoicing.void_invoice(invoice.id, ACTOR, reason="infusion cancelled")
     request = build_request(data)
     if data["product_prepared"] and price_list_for(request).charge_prepared_product:
         # The vials were opened: the product line alone is invoiced, the service is not.
-        charge = invoicing.new_draft(request, data["patient"], ACTOR, booking_id=data["booking_id"],
-                                     charge="product_only")
-        invoicing.finalize_locked(charge, ACTOR)
-        return "finalized", charge, None
-    return ("voided" if voided_now else "ignored"), invoice, None
+        charge = _new_draft(data, charge="product_only")
+        invoicing.finalize_invoice(charge.id, ACTOR)
+        return BookingOutcome.FINALIZED, charge, None
+    return (BookingOutcome.VOIDED if voided_now else BookingOutcome.IGNORED), invoice, None
 
 
 _HANDLERS: dict[str, Callable[[Invoice | None, dict[str, Any]], Handled]] = {

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from . import access
 from .extensions import db
 from .models import PriceListVersion, User
+from .states import InvoiceStatus
 
 billing_cli = AppGroup("billing", help="Infusion Billing administration.")
 
@@ -150,7 +151,8 @@ def demo_invoice() -> None:
     from .models import Invoice
     from .pricing.documents import request_from_json
 
-    invoice = db.session.scalar(select(Invoice).where(Invoice.patient_id == "pt_demo", Invoice.status == "open")
+    invoice = db.session.scalar(select(Invoice).where(Invoice.patient_id == "pt_demo",
+                                                      Invoice.status == InvoiceStatus.OPEN)
                                 .order_by(Invoice.seq.desc()).limit(1))
     if invoice is None:
         request = request_from_json({
@@ -158,13 +160,34 @@ def demo_invoice() -> None:
             "duration_minutes": 180, "service_date": invoicing.today_at_clinic().isoformat(),
             "other_items": [{"code": "NKA", "description": "NK cell assay", "category": "fertility_investigation"}],
         })
-        draft = invoicing.new_draft(request, {"id": "pt_demo", "name": "Demo Patient"}, "cli:demo-invoice")
-        db.session.commit()
+        draft = invoicing.create_invoice(request, {"id": "pt_demo", "name": "Demo Patient"}, "cli:demo-invoice")
         invoice = invoicing.finalize_invoice(draft.id, "cli:demo-invoice")
     base = current_app.config["PUBLIC_BASE_URL"] or f"http://127.0.0.1:{__import__('os').environ.get('PORT', '5000')}"
     url, _ = payment_links.create_payment_link(invoice.id, "cli:demo-invoice", base)
     click.echo(f"Invoice {invoice.number} ({invoice.id}), {invoice.amount_due} pence due. Pay it at:")
     click.echo(url)
+
+
+@billing_cli.command("worker")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
+              help="Seconds between looks at the outbox when it is empty.")
+def worker(poll: float) -> None:
+    """Deliver the outbox until stopped (SIGTERM or Ctrl-C finish the message in hand first)."""
+    import signal
+    import threading
+
+    from .outbox import run_worker
+
+    stop = threading.Event()
+
+    def _stop(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo("Outbox worker started; SIGTERM or Ctrl-C stops it.")
+    run_worker(stop, poll_seconds=poll)
+    click.echo("Outbox worker stopped.")
 
 
 @billing_cli.command("purge")

@@ -56,6 +56,19 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
+def _seconds_list(environ: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be whole seconds separated by commas, like 5,300,1800") from None
+    if not values or any(not 0 < v <= 7 * 86400 for v in values) or len(values) > 50:
+        raise ConfigError(f"{name} must list 1 to 50 waits, each from 1 second to 7 days")
+    return values
+
+
 def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
     instance.mkdir(parents=True, exist_ok=True)
     return {
@@ -77,4 +90,6 @@ def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
         "INVOICE_DUE_DAYS": _int(environ, "INVOICE_DUE_DAYS", 14, 0, 365),
         "TRUSTED_PROXIES": _int(environ, "TRUSTED_PROXIES", 0, 0, 5),
         "PAYMENT_LINK_DAYS": _int(environ, "PAYMENT_LINK_DAYS", 30, 1, 365),
+        # How long the outbox worker waits before each retry of a failed delivery; then `failed`.
+        "OUTBOX_RETRY_SECONDS": _seconds_list(environ, "OUTBOX_RETRY_SECONDS", (5, 300, 1800, 7200, 18000, 36000, 36000)),
     }

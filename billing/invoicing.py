@@ -1,29 +1,56 @@
-"""Use cases for invoices: drafts priced like quotes, finalize with gap-free numbers, void,
-uncollectible, manual payments and refunds, each with its audit event, each one transaction.
+"""The invoice core: every change to an invoice goes through one unit of work, `invoice_change`.
+
+It locks the invoice row, keeps the state before, lets the use case change the invoice through
+the state machine (billing/states.py), then writes the audit event and the outbox messages that
+must follow, in the same transaction, and commits once (or joins the caller's transaction).
+The use cases below — drafts, finalize, void, write-off, payments by hand and by card, refunds,
+the pay page's PaymentIntent — are the only way other modules change an invoice.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Iterator
 
 from flask import current_app
 from sqlalchemy import func, literal, or_, select, tuple_, update
 
-from .errors import Invalid, NotFound, Unavailable, WrongState
+from . import outbox
+from .clock import CLINIC_TIME, today_at_clinic
+from .errors import DomainProblem, Invalid, NotFound, Unavailable, WrongState
 from .extensions import db
 from .ids import new_id
 from .models import AuditEvent, Invoice, InvoiceCounter, Payment, Refund, utcnow
+from .money_format import show
 from .pricing import PRODUCT, SERVICE, InfusionRequest, Quote
 from .pricing.documents import excluded_item_json, line_json, request_from_json, request_json
 from .quotes import price_one
+from .states import (
+    MANUAL_METHODS,
+    TAKES_PAYMENT,
+    IllegalMove,
+    InvoiceStatus,
+    Move,
+    PaymentMethod,
+    RefundStatus,
+    next_status,
+)
+from .unit_of_work import in_transaction, locked, transaction
 
 if TYPE_CHECKING:
     from .payments.gateway import StripeGateway
 
-CLINIC_TIME = ZoneInfo("Europe/London")  # invoice dates and number years are the clinic's
-MANUAL_METHODS = ("card_terminal", "bank_transfer", "cash", "other")
+__all__ = ["CLINIC_TIME", "today_at_clinic", "MANUAL_METHODS"]
+
+STRIPE_ACTOR = "stripe"
+
+# Outbox topics the invoice core writes; billing/payments/tasks.py delivers them.
+SYNC_INTENT = "payment_intent.sync"        # make the live PaymentIntent match what is due, or cancel it
+CANCEL_INTENT = "payment_intent.cancel"    # an intent that never became the invoice's
+SEND_REFUND = "refund.send"                # a pending refund row, to Stripe
+REFUND_UNBOOKED = "payment.refund_unbooked"  # card money that is not the invoice's (another currency)
 
 
 class InvoiceNotDraft(WrongState):
@@ -133,8 +160,6 @@ def audit_trail(invoice_id: str) -> list[AuditEvent]:
         select(AuditEvent).where(AuditEvent.invoice_seq == invoice.seq).order_by(AuditEvent.seq)))
 
 
-# --- helpers ----------------------------------------------------------------------------------
-
 def state(invoice: Invoice) -> dict[str, Any]:
     """What the audit trail records before and after a change: amounts and status, no names."""
     return {
@@ -149,18 +174,104 @@ def state(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def _audit(invoice: Invoice, actor: str, action: str, before: dict[str, Any] | None,
-           detail: dict[str, Any] | None = None) -> None:
-    db.session.add(AuditEvent(invoice_seq=invoice.seq, actor=actor, action=action, before=before,
-                              after=state(invoice), detail=detail))
+# --- the unit of work -------------------------------------------------------------------------
+
+class InvoiceChange:
+    """What a use case may do inside `invoice_change`: change the locked invoice, move its status
+    through the state table, and say what the audit trail, staff and the outbox must hear."""
+
+    def __init__(self, invoice: Invoice, actor: str, action: str, before: dict[str, Any] | None) -> None:
+        self.invoice = invoice
+        self.actor = actor
+        self.action = action
+        self.before = before
+        self.detail: dict[str, Any] = {}
+        self.flags: list[str] = []
+        self.quiet = False
+
+    def move(self, move: Move) -> None:
+        self.invoice.status = next_status(self.invoice.status, move)
+
+    def note(self, **detail: Any) -> None:
+        self.detail.update(detail)
+
+    def flag(self, text: str) -> None:
+        """Something finance staff must look at: kept on the invoice and in its audit event."""
+        self.flags.append(text)
+
+    def emit(self, topic: str, payload: dict[str, Any], *, once_key: str | None = None) -> None:
+        """A message to deliver once this change commits (never if it rolls back)."""
+        outbox.enqueue("stripe", topic, payload, invoice_seq=self.invoice.seq, once_key=once_key)
+
+    def unchanged(self) -> None:
+        """Nothing happened after all (a duplicate, a retry): no audit event."""
+        self.quiet = True
+
+
+def _label(invoice: Invoice) -> str:
+    return invoice.number or invoice.id
+
+
+@contextmanager
+def invoice_change(invoice_id: str, actor: str, action: str) -> Iterator[InvoiceChange]:
+    """Lock the invoice, run the change, audit it and queue what follows, commit once.
+
+    A move the state table doesn't allow is a WrongState (409) and changes nothing."""
+    with transaction():
+        invoice = _lock(invoice_id)
+        change = InvoiceChange(invoice, actor, action, state(invoice))
+        try:
+            yield change
+        except IllegalMove as error:
+            raise WrongState(f"Invoice {_label(invoice)} {error}.") from None
+        _finish(change)
+
+
+@contextmanager
+def _new_invoice(invoice: Invoice, actor: str) -> Iterator[InvoiceChange]:
+    with transaction():
+        db.session.add(invoice)
+        db.session.flush()  # assigns seq for the audit event
+        locked("invoice")[invoice.id] = invoice  # nobody else can see it before commit
+        change = InvoiceChange(invoice, actor, "created", None)
+        yield change
+        _finish(change)
+
+
+def _finish(change: InvoiceChange) -> None:
+    if change.quiet:
+        return
+    invoice = change.invoice
+    invoice.updated_at = utcnow()
+    if change.flags:
+        text = " ".join(change.flags)
+        invoice.attention = f"{invoice.attention} {text}" if invoice.attention else text
+        change.detail["flag"] = text
+    after = state(invoice)
+    db.session.add(AuditEvent(invoice_seq=invoice.seq, actor=change.actor, action=change.action,
+                              before=change.before, after=after, detail=change.detail or None))
+    # At most one live PaymentIntent, for exactly what is due: when that stops being true,
+    # the worker cancels it (a patient's stale tab can then no longer charge the card).
+    if (invoice.stripe_payment_intent and change.before is not None
+            and (change.before["status"], change.before["amount_due"]) != (after["status"], after["amount_due"])
+            and not intent_matches(invoice)):
+        change.emit(SYNC_INTENT, {"invoice_id": invoice.id, "payment_intent": invoice.stripe_payment_intent})
+
+
+def intent_matches(invoice: Invoice) -> bool:
+    """The live PaymentIntent is right for the invoice: it takes payment and owes exactly that."""
+    return invoice.status in TAKES_PAYMENT and invoice.stripe_intent_amount == invoice.amount_due > 0
 
 
 def _lock(invoice_id: str) -> Invoice:
-    """The invoice, locked for this transaction.
+    """The invoice, locked for this transaction (once: a second lock in it costs nothing).
 
     PostgreSQL: SELECT … FOR UPDATE. SQLite has no row locks; bumping `revision` first takes
     its database write lock before anything is read, so the read below is current and no
     other writer can slip in before commit."""
+    held = locked("invoice")
+    if invoice_id in held:
+        return held[invoice_id]
     if db.engine.dialect.name == "sqlite":
         db.session.execute(update(Invoice).where(Invoice.id == invoice_id)
                            .values(revision=Invoice.revision + 1))
@@ -173,15 +284,22 @@ def _lock(invoice_id: str) -> Invoice:
             invoice.revision += 1
     if invoice is None:
         raise InvoiceNotFound(f"No invoice {invoice_id}.")
+    held[invoice_id] = invoice
     return invoice
 
 
-def _lock_seq(seq: int) -> Invoice:
+def _invoice_id_of(seq: int) -> str:
     invoice_id = db.session.scalar(select(Invoice.id).where(Invoice.seq == seq))
     if invoice_id is None:
         raise InvoiceNotFound(f"No invoice #{seq}.")
-    return _lock(invoice_id)
+    return invoice_id
 
+
+def _fresh(model: type, seq: int) -> Any:
+    return db.session.scalar(select(model).where(model.seq == seq).execution_options(populate_existing=True))
+
+
+# --- drafts -----------------------------------------------------------------------------------
 
 def _apply_quote(invoice: Invoice, request: InfusionRequest, quote: Quote) -> None:
     invoice.inputs = request_json(request)
@@ -204,98 +322,66 @@ def _price(request: InfusionRequest, charge: str) -> Quote:
     return price_one(request, include_service=(charge == "full"))
 
 
-def today_at_clinic() -> date:
-    return datetime.now(CLINIC_TIME).date()
-
-
-# --- drafts -----------------------------------------------------------------------------------
-
-def new_draft(request: InfusionRequest, patient: dict[str, Any], actor: str, *,
-              booking_id: str | None = None, bill_to: dict[str, Any] | None = None,
-              charge: str = "full") -> Invoice:
-    """A priced draft, added to the session but not committed (callers commit)."""
-    quote = _price(request, charge)
+def create_invoice(request: InfusionRequest, patient: dict[str, Any], actor: str, *,
+                   booking_id: str | None = None, bill_to: dict[str, Any] | None = None,
+                   charge: str = "full") -> Invoice:
+    """A draft priced exactly as a quote would be."""
     invoice = Invoice(
-        id=new_id("inv"), status="draft", booking_id=booking_id, charge=charge,
+        id=new_id("inv"), status=InvoiceStatus.DRAFT, booking_id=booking_id, charge=charge,
         patient_id=patient["id"], patient_name=patient["name"], patient_email=patient.get("email"),
         patient_address=patient.get("address"), bill_to=bill_to,
         amount_paid=0, amount_refunded=0, revision=0,
     )
-    _apply_quote(invoice, request, quote)
-    db.session.add(invoice)
-    db.session.flush()  # assigns seq for the audit event
-    _audit(invoice, actor, "created", None)
+    _apply_quote(invoice, request, _price(request, charge))
+    with _new_invoice(invoice, actor):
+        pass
     return invoice
-
-
-def create_invoice(request: InfusionRequest, patient: dict[str, Any], actor: str, *,
-                   booking_id: str | None = None, bill_to: dict[str, Any] | None = None) -> Invoice:
-    invoice = new_draft(request, patient, actor, booking_id=booking_id, bill_to=bill_to)
-    db.session.commit()
-    return invoice
-
-
-def revise_draft(invoice: Invoice, changes: dict[str, Any], actor: str, *, action: str = "updated") -> None:
-    """Re-price a locked draft with `changes` merged into its inputs (not committed)."""
-    if invoice.status != "draft":
-        raise InvoiceNotDraft(f"Invoice {invoice.number or invoice.id} is {invoice.status}; only a draft can change.")
-    before = state(invoice)
-    inputs = {**invoice.inputs, **{k: v for k, v in changes.items() if k in _INPUT_FIELDS}}
-    request = request_from_json(inputs)
-    _apply_quote(invoice, request, _price(request, changes.get("charge", invoice.charge)))
-    if "charge" in changes:
-        invoice.charge = changes["charge"]
-    patient = changes.get("patient")
-    if patient:
-        invoice.patient_id = patient["id"]
-        invoice.patient_name = patient["name"]
-        invoice.patient_email = patient.get("email")
-        invoice.patient_address = patient.get("address")
-    if "bill_to" in changes:
-        invoice.bill_to = changes["bill_to"]
-    if "booking_id" in changes:
-        invoice.booking_id = changes["booking_id"]
-    invoice.updated_at = utcnow()
-    _audit(invoice, actor, action, before)
 
 
 _INPUT_FIELDS = ("product_code", "dose", "duration_minutes", "service_date", "other_items", "vials_dispensed")
 
 
-def update_draft(invoice_id: str, changes: dict[str, Any], actor: str) -> Invoice:
-    """`changes` holds JSON-form inputs (as request_json writes them) and/or patient, bill_to."""
-    invoice = _lock(invoice_id)
-    revise_draft(invoice, changes, actor)
-    db.session.commit()
+def update_draft(invoice_id: str, changes: dict[str, Any], actor: str, *, action: str = "updated") -> Invoice:
+    """Re-price a draft with `changes` (JSON-form inputs, as request_json writes them, and/or
+    patient, bill_to, booking_id) merged into its inputs under the row lock."""
+    with invoice_change(invoice_id, actor, action) as change:
+        invoice = change.invoice
+        change.move(Move.EDIT)
+        inputs = {**invoice.inputs, **{k: v for k, v in changes.items() if k in _INPUT_FIELDS}}
+        request = request_from_json(inputs)
+        _apply_quote(invoice, request, _price(request, changes.get("charge", invoice.charge)))
+        if "charge" in changes:
+            invoice.charge = changes["charge"]
+        patient = changes.get("patient")
+        if patient:
+            invoice.patient_id = patient["id"]
+            invoice.patient_name = patient["name"]
+            invoice.patient_email = patient.get("email")
+            invoice.patient_address = patient.get("address")
+        if "bill_to" in changes:
+            invoice.bill_to = changes["bill_to"]
+        if "booking_id" in changes:
+            invoice.booking_id = changes["booking_id"]
     return invoice
 
 
-# --- state changes ----------------------------------------------------------------------------
-
-def finalize_locked(invoice: Invoice, actor: str) -> None:
-    """draft → open on a locked invoice: number, issue and due dates; lines frozen from here."""
-    if invoice.status != "draft":
-        raise InvoiceNotDraft(f"Invoice {invoice.number or invoice.id} is {invoice.status}; only a draft can be finalized.")
-    before = state(invoice)
-    now = utcnow()
-    issued_on = now.astimezone(CLINIC_TIME).date()
-    invoice.status = "open"
-    invoice.issued_at = now
-    invoice.issued_on = issued_on
-    invoice.due_date = issued_on + timedelta(days=current_app.config["INVOICE_DUE_DAYS"])
-    invoice.updated_at = now
-    if invoice.total == 0:
-        invoice.status = "paid"
-        invoice.paid_at = now
-    # Last, so the counter row stays locked for as short a time as possible: from here to commit.
-    invoice.number = _take_number(issued_on.year)
-    _audit(invoice, actor, "finalized", before)
-
+# --- status -----------------------------------------------------------------------------------
 
 def finalize_invoice(invoice_id: str, actor: str) -> Invoice:
-    invoice = _lock(invoice_id)
-    finalize_locked(invoice, actor)
-    db.session.commit()
+    """draft → open: number, issue and due dates; lines frozen from here (paid at once if 0)."""
+    with invoice_change(invoice_id, actor, "finalized") as change:
+        invoice = change.invoice
+        change.move(Move.FINALIZE)
+        now = utcnow()
+        issued_on = now.astimezone(CLINIC_TIME).date()
+        invoice.issued_at = now
+        invoice.issued_on = issued_on
+        invoice.due_date = issued_on + timedelta(days=current_app.config["INVOICE_DUE_DAYS"])
+        if invoice.amount_due == 0:
+            change.move(Move.SETTLE)
+            invoice.paid_at = now
+        # Last, so the counter row stays locked for as short a time as possible: from here to commit.
+        invoice.number = _take_number(issued_on.year)
     return invoice
 
 
@@ -326,99 +412,193 @@ def _create_counter(year: int) -> None:
         db.session.execute(sqlite_insert(table).values(year=year, last_number=0).on_conflict_do_nothing())
 
 
-def void_locked(invoice: Invoice, actor: str, *, reason: str | None = None) -> None:
-    if invoice.status not in ("draft", "open"):
-        raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status}; only a draft or open invoice can be voided.")
-    if invoice.amount_paid:
-        raise WrongState("This invoice has payments; refund them before voiding it.")
-    before = state(invoice)
-    invoice.status = "void"
-    invoice.voided_at = invoice.updated_at = utcnow()
-    _audit(invoice, actor, "voided", before, {"reason": reason} if reason else None)
-
-
-def void_invoice(invoice_id: str, actor: str) -> Invoice:
-    invoice = _lock(invoice_id)
-    void_locked(invoice, actor)
-    db.session.commit()
+def void_invoice(invoice_id: str, actor: str, *, reason: str | None = None) -> Invoice:
+    """draft|open → void, while nothing has been paid; a live PaymentIntent is cancelled."""
+    with invoice_change(invoice_id, actor, "voided") as change:
+        invoice = change.invoice
+        change.move(Move.VOID)
+        if invoice.amount_paid:
+            raise WrongState("This invoice has payments; refund them before voiding it.")
+        invoice.voided_at = utcnow()
+        if reason:
+            change.note(reason=reason)
     return invoice
 
 
 def mark_uncollectible(invoice_id: str, actor: str) -> Invoice:
-    invoice = _lock(invoice_id)
-    if invoice.status != "open":
-        raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status}; only an open invoice can be written off.")
-    before = state(invoice)
-    invoice.status = "uncollectible"
-    invoice.uncollectible_at = invoice.updated_at = utcnow()
-    _audit(invoice, actor, "marked_uncollectible", before)
-    db.session.commit()
-    return invoice
+    with invoice_change(invoice_id, actor, "marked_uncollectible") as change:
+        change.move(Move.WRITE_OFF)
+        change.invoice.uncollectible_at = utcnow()
+    return change.invoice
 
 
-# --- money ------------------------------------------------------------------------------------
-
-def add_payment(invoice: Invoice, amount: int, method: str, actor: str, *, reference: str | None = None,
-                received_on: date | None = None, stripe_payment_intent: str | None = None) -> Payment:
-    """Record a payment on a locked invoice (not committed); paid when nothing is left due.
-
-    A card payment taken online has already moved money, so it is recorded whatever the
-    invoice's state, and anything odd (overpaid, void) is flagged in the audit trail."""
-    online = stripe_payment_intent is not None
-    flag = None
-    if amount <= 0:
-        raise Invalid("A payment must be more than 0.", field="amount")
-    if invoice.status not in ("open", "uncollectible"):
-        if not online:
-            raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status}; payments go on open invoices.")
-        flag = f"Card payment received on a {invoice.status} invoice: refund it or apply it elsewhere."
-    elif amount > invoice.amount_due:
-        if not online:
-            raise Overpayment(f"{amount} is more than the {invoice.amount_due} due.", field="amount")
-        flag = f"Overpaid by {amount - invoice.amount_due}: refund the difference."
-    before = state(invoice)
-    payment = Payment(id=new_id("pay"), invoice_seq=invoice.seq, amount=amount, amount_refunded=0,
-                      method=method, reference=reference, received_on=received_on or today_at_clinic(),
-                      stripe_payment_intent=stripe_payment_intent, created_by=actor)
-    db.session.add(payment)
-    invoice.amount_paid += amount
-    invoice.updated_at = utcnow()
-    if invoice.status in ("open", "uncollectible") and invoice.amount_due <= 0:
-        invoice.status = "paid"
-        invoice.paid_at = invoice.updated_at
-    db.session.flush()
-    detail: dict[str, Any] = {"payment_id": payment.id, "amount": amount, "method": method}
-    if flag:
-        detail["flag"] = flag
-    _audit(invoice, actor, "payment_recorded", before, detail)
-    return payment
-
+# --- payments ---------------------------------------------------------------------------------
 
 def record_payment(invoice_id: str, amount: int, method: str, actor: str, *,
                    reference: str | None = None, received_on: date | None = None) -> Invoice:
+    """A payment taken by hand; more than is due is refused. Paid when nothing is left due."""
     if method not in MANUAL_METHODS:
         raise Invalid(f"Method must be one of {', '.join(MANUAL_METHODS)}.", field="method")
-    invoice = _lock(invoice_id)
-    add_payment(invoice, amount, method, actor, reference=reference, received_on=received_on)
-    db.session.commit()
+    if amount <= 0:
+        raise Invalid("A payment must be more than 0.", field="amount")
+    with invoice_change(invoice_id, actor, "payment_recorded") as change:
+        invoice = change.invoice
+        if invoice.status not in TAKES_PAYMENT:
+            raise WrongState(f"Invoice {_label(invoice)} is {invoice.status}; payments go on open invoices.")
+        if amount > invoice.amount_due:
+            raise Overpayment(f"{amount} is more than the {invoice.amount_due} due.", field="amount")
+        _add_payment(change, amount, method, reference=reference, received_on=received_on)
     return invoice
 
 
+def _add_payment(change: InvoiceChange, amount: int, method: str, *, reference: str | None,
+                 received_on: date | None, stripe_payment_intent: str | None = None) -> Payment:
+    invoice = change.invoice
+    payment = Payment(id=new_id("pay"), invoice_seq=invoice.seq, amount=amount, amount_refunded=0,
+                      method=method, reference=reference, received_on=received_on or today_at_clinic(),
+                      stripe_payment_intent=stripe_payment_intent, created_by=change.actor)
+    db.session.add(payment)
+    invoice.amount_paid += amount
+    if invoice.status in TAKES_PAYMENT and invoice.amount_due == 0:
+        change.move(Move.SETTLE)
+        invoice.paid_at = utcnow()
+    db.session.flush()
+    change.note(payment_id=payment.id, amount=amount, method=method)
+    return payment
+
+
+@dataclass(frozen=True)
+class CardPayment:
+    """What Stripe says arrived: a succeeded PaymentIntent (amounts in the minor unit)."""
+
+    payment_intent: str
+    invoice_id: str
+    amount: int
+    currency: str
+
+
+def _payment_for_intent(intent_id: str) -> Payment | None:
+    return db.session.scalar(select(Payment).where(Payment.stripe_payment_intent == intent_id))
+
+
+def book_card_payment(paid: CardPayment) -> Payment | None:
+    """Book a succeeded PaymentIntent once, whoever reports it first (Stripe's webhook or the
+    pay page's return). The card was charged, so the money is always accounted for:
+
+    - on an open invoice, up to what is due, it is the payment;
+    - beyond what is due, or on an invoice that takes no payment (void, paid), it is booked and
+      the excess (or all of it) refunded through Stripe at once, keyed by the PaymentIntent;
+    - in another currency it is never booked as the invoice's money: refunded in full.
+    Each odd case is flagged for staff. Returns the payment, or None when nothing was booked."""
+    existing = _payment_for_intent(paid.payment_intent)
+    if existing is not None:
+        return existing
+    with invoice_change(paid.invoice_id, STRIPE_ACTOR, "payment_recorded") as change:
+        invoice = change.invoice
+        existing = _payment_for_intent(paid.payment_intent)  # again, under the lock
+        if existing is not None:
+            change.unchanged()
+            return existing
+        if paid.currency.upper() != invoice.currency:
+            once_key = f"{REFUND_UNBOOKED}:{paid.payment_intent}"
+            if outbox.queued(once_key):  # told before (a redelivery, or the pay page's return)
+                change.unchanged()
+                return None
+            change.action = "card_payment_refunded"
+            change.note(payment_intent=paid.payment_intent, amount=paid.amount, currency=paid.currency.upper())
+            change.flag(f"A card payment of {paid.amount} {paid.currency.upper()} arrived for this "
+                        f"{invoice.currency} invoice. It was not booked and is being refunded in full.")
+            change.emit(REFUND_UNBOOKED, {"payment_intent": paid.payment_intent, "amount": paid.amount,
+                                          "invoice_id": invoice.id}, once_key=once_key)
+            return None
+        status_before = invoice.status
+        due_before = invoice.amount_due if status_before in TAKES_PAYMENT else 0
+        payment = _add_payment(change, paid.amount, PaymentMethod.CARD_ONLINE, reference=paid.payment_intent,
+                               received_on=None, stripe_payment_intent=paid.payment_intent)
+        excess = paid.amount - due_before
+        if excess > 0:
+            where = (f"beyond the {show(due_before, invoice.currency)} due" if status_before in TAKES_PAYMENT
+                     else f"on a {status_before} invoice")
+            refund = _new_refund(change, payment, excess, f"Card payment received {where}",
+                                 stripe_key=f"{paid.payment_intent}:refund")
+            change.flag(f"A card payment of {show(paid.amount, invoice.currency)} arrived {where}; "
+                        f"{show(excess, invoice.currency)} is being refunded through Stripe.")
+            change.emit(SEND_REFUND, {"refund_id": refund.id})
+        return payment
+
+
+def note_card_failure(invoice_id: str, intent_id: str, amount: int, reason: str) -> bool:
+    """A failed card attempt, in the audit trail for staff. False if there's no such invoice."""
+    try:
+        with invoice_change(invoice_id, STRIPE_ACTOR, "online_payment_failed") as change:
+            change.note(payment_intent=intent_id, amount=amount, reason=reason)
+    except InvoiceNotFound:
+        return False
+    return True
+
+
+# --- the pay page's PaymentIntent ---------------------------------------------------------------
+
+def attach_intent(invoice_id: str, intent_id: str, amount: int, attempt: int, actor: str) -> bool:
+    """Make a newly created PaymentIntent the invoice's, if it is still right for it: attempt
+    `attempt` is the next one and the amount is what is due now. Otherwise it is cancelled
+    through the outbox and False is returned (the page asks again)."""
+    with invoice_change(invoice_id, actor, "payment_intent_created") as change:
+        invoice = change.invoice
+        if invoice.stripe_attempt >= attempt:  # another request stored this attempt's intent first
+            change.unchanged()
+            return invoice.stripe_payment_intent == intent_id
+        if invoice.status not in TAKES_PAYMENT or invoice.amount_due != amount:
+            change.unchanged()
+            change.emit(CANCEL_INTENT, {"invoice_id": invoice.id, "payment_intent": intent_id, "attempt": attempt})
+            return False
+        invoice.stripe_attempt = attempt
+        invoice.stripe_payment_intent = intent_id
+        invoice.stripe_intent_amount = amount
+        change.note(payment_intent=intent_id, amount=amount)
+    return True
+
+
+def forget_intent(invoice_id: str, intent_id: str, actor: str) -> None:
+    """The invoice's PaymentIntent was cancelled at Stripe (or is finished): stop using it."""
+    with invoice_change(invoice_id, actor, "payment_intent_cancelled") as change:
+        invoice = change.invoice
+        if invoice.stripe_payment_intent != intent_id:
+            change.unchanged()
+            return
+        invoice.stripe_payment_intent = None
+        invoice.stripe_intent_amount = None
+        change.note(payment_intent=intent_id)
+
+
+# --- refunds ----------------------------------------------------------------------------------
+
+def _reserved(invoice: Invoice) -> dict[int, int]:
+    """Pending refunds per payment: not refunded yet, but no longer refundable either."""
+    rows = db.session.execute(select(Refund.payment_seq, func.sum(Refund.amount))
+                              .where(Refund.invoice_seq == invoice.seq, Refund.status == RefundStatus.PENDING)
+                              .group_by(Refund.payment_seq))
+    return {seq: int(total) for seq, total in rows}
+
+
 def refundable(invoice: Invoice) -> int:
-    return invoice.amount_paid - invoice.amount_refunded
+    return invoice.amount_paid - invoice.amount_refunded - sum(_reserved(invoice).values())
 
 
-def plan_refund(invoice: Invoice, amount: int) -> list[tuple[Payment, int]]:
+def _plan_refund(invoice: Invoice, amount: int) -> list[tuple[Payment, int]]:
     """Which payments a refund of `amount` comes out of: the newest first."""
     if amount <= 0:
         raise Invalid("A refund must be more than 0.", field="amount")
-    if amount > refundable(invoice):
-        raise RefundTooLarge(f"{amount} is more than the {refundable(invoice)} that can still be refunded.",
-                             field="amount")
+    reserved = _reserved(invoice)
+    payments = payments_of(invoice)
+    left_in = {p.seq: p.amount - p.amount_refunded - reserved.get(p.seq, 0) for p in payments}
+    available = sum(left_in.values())
+    if amount > available:
+        raise RefundTooLarge(f"{amount} is more than the {available} that can still be refunded.", field="amount")
     plan: list[tuple[Payment, int]] = []
     left = amount
-    for payment in reversed(payments_of(invoice)):
-        share = min(left, payment.amount - payment.amount_refunded)
+    for payment in reversed(payments):
+        share = min(left, left_in[payment.seq])
         if share > 0:
             plan.append((payment, share))
             left -= share
@@ -427,38 +607,164 @@ def plan_refund(invoice: Invoice, amount: int) -> list[tuple[Payment, int]]:
     return plan
 
 
-def add_refund(invoice: Invoice, payment: Payment, amount: int, reason: str, actor: str, *,
-               stripe_refund: str | None = None) -> Refund:
-    before = state(invoice)
-    refund = Refund(id=new_id("re"), invoice_seq=invoice.seq, payment_seq=payment.seq, amount=amount,
-                    reason=reason, stripe_refund=stripe_refund, created_by=actor)
+def _new_refund(change: InvoiceChange, payment: Payment, amount: int, reason: str, *,
+                request_key: str | None = None, stripe_key: str | None = None) -> Refund:
+    """A refund out of `payment`: pending until Stripe answers for card money taken online,
+    done at once for money taken by hand."""
+    refund = Refund(id=new_id("re"), invoice_seq=change.invoice.seq, payment_seq=payment.seq, amount=amount,
+                    reason=reason, created_by=change.actor, request_key=request_key, status=RefundStatus.PENDING)
     db.session.add(refund)
-    payment.amount_refunded += amount
-    invoice.amount_refunded += amount
-    invoice.updated_at = utcnow()
-    db.session.flush()
-    _audit(invoice, actor, "refunded", before, {"refund_id": refund.id, "payment_id": payment.id, "amount": amount})
+    if payment.stripe_payment_intent:
+        refund.stripe_key = stripe_key or refund.id
+        change.detail.setdefault("refunds_requested", []).append(
+            {"refund_id": refund.id, "payment_id": payment.id, "amount": amount})
+    else:
+        _complete_refund(change, refund, payment)
     return refund
 
 
-def refund(invoice_id: str, amount: int, reason: str, actor: str, gateway: "StripeGateway | None") -> Invoice:
-    """Refund part or all of what was paid, newest payment first. Card payments taken online
-    are refunded through Stripe; how much remains refundable is checked here, before Stripe
-    is asked, under the invoice's row lock, so two refunds can't both take the last pound."""
-    invoice = _lock(invoice_id)
-    if invoice.status in ("draft", "void") and invoice.amount_paid == 0:
-        raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status}; it has nothing to refund.")
-    plan = plan_refund(invoice, amount)
-    done = len(refunds_of(invoice))
-    for i, (payment, share) in enumerate(plan):
-        stripe_refund = None
-        if payment.stripe_payment_intent:
-            if gateway is None:
+def _complete_refund(change: InvoiceChange, refund: Refund, payment: Payment) -> None:
+    refund.status = RefundStatus.SUCCEEDED
+    refund.completed_at = utcnow()
+    refund.error = None
+    payment.amount_refunded += refund.amount
+    change.invoice.amount_refunded += refund.amount
+    change.note(refund_id=refund.id, payment_id=payment.id, amount=refund.amount)
+
+
+def refund(invoice_id: str, amount: int, reason: str, actor: str, gateway: "StripeGateway | None", *,
+           request_key: str | None = None) -> Invoice:
+    """Refund part or all of what was paid, newest payment first.
+
+    Three steps, so money can't go out twice and the invoice is never locked while Stripe
+    is asked: (1) under the lock, check what remains refundable and write the refund rows —
+    card money taken online as `pending`, its id the Stripe idempotency key; (2) ask Stripe,
+    holding nothing; (3) under the lock, record each answer. A retry of the same request
+    (`request_key`) finds the rows of step 1 and repeats steps 2–3 with the same keys."""
+    if in_transaction():
+        raise RuntimeError("refund() commits between its steps; call it outside a transaction")
+    with invoice_change(invoice_id, actor, "refunded") as change:
+        invoice = change.invoice
+        rows = _refunds_for_request(invoice, request_key)
+        if rows:
+            change.unchanged()
+        else:
+            if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID) and invoice.amount_paid == 0:
+                raise WrongState(f"Invoice {_label(invoice)} is {invoice.status}; it has nothing to refund.")
+            plan = _plan_refund(invoice, amount)
+            if gateway is None and any(p.stripe_payment_intent for p, _ in plan):
                 raise Unavailable("This payment was taken online, and paying online is not configured.")
-            # attempt = the refund's place among this invoice's refunds: the same on a retry
-            # (nothing was recorded), so Stripe sees the same idempotency key and refunds once.
-            stripe_refund = gateway.refund(payment_intent=payment.stripe_payment_intent, amount=share,
-                                           invoice_id=invoice.id, attempt=done + i + 1).id
-        add_refund(invoice, payment, share, reason, actor, stripe_refund=stripe_refund)
-    db.session.commit()
-    return invoice
+            rows = [_new_refund(change, payment, share, reason, request_key=request_key) for payment, share in plan]
+            if any(r.status == RefundStatus.PENDING for r in rows):
+                change.action = "refund_requested" if all(r.status == RefundStatus.PENDING for r in rows) else "refunded"
+        to_send = [r.id for r in rows if r.status != RefundStatus.SUCCEEDED]
+    problems = [p for p in (send_refund(refund_id, gateway, actor) for refund_id in to_send) if p is not None]
+    if problems:
+        raise problems[0]
+    return get_invoice(invoice_id)
+
+
+def _refunds_for_request(invoice: Invoice, request_key: str | None) -> list[Refund]:
+    if request_key is None:
+        return []
+    return list(db.session.scalars(select(Refund).where(Refund.invoice_seq == invoice.seq,
+                                                        Refund.request_key == request_key)
+                                   .order_by(Refund.seq).execution_options(populate_existing=True)))
+
+
+class RefundRefused(WrongState):
+    pass
+
+
+def send_refund(refund_id: str, gateway: "StripeGateway | None", actor: str, *,
+                retry_when_unreachable: bool = False) -> DomainProblem | None:
+    """Steps 2 and 3 of a refund through Stripe, for one refund row; its answer is recorded.
+
+    Returns the problem to report (Stripe refused, or couldn't be reached), or None when
+    the refund is done. With `retry_when_unreachable` (the worker) an unreachable Stripe
+    leaves the row pending and raises, so the delivery is tried again later."""
+    from .payments.gateway import PaymentRefused, PaymentsUnavailable
+
+    row = db.session.scalar(select(Refund).where(Refund.id == refund_id).execution_options(populate_existing=True))
+    if row is None or row.status == RefundStatus.SUCCEEDED or row.stripe_key is None:
+        return None
+    payment = db.session.get(Payment, row.payment_seq)
+    invoice_id = _invoice_id_of(row.invoice_seq)
+    intent_id, amount, key = payment.stripe_payment_intent, row.amount, row.stripe_key
+    db.session.commit()  # hold nothing while Stripe is asked
+    problem: DomainProblem | None = None
+    stripe_refund = None
+    if gateway is None:
+        problem = Unavailable("This payment was taken online, and paying online is not configured.")
+    else:
+        try:
+            stripe_refund = gateway.refund(payment_intent=intent_id, amount=amount, invoice_id=invoice_id,
+                                           refund_id=refund_id, idempotency_key=key)
+        except PaymentsUnavailable as error:
+            if retry_when_unreachable:
+                raise
+            problem = error
+        except PaymentRefused as error:
+            problem = RefundRefused(f"Stripe refused the refund: {error}")
+    if stripe_refund is not None and stripe_refund.status in ("failed", "canceled"):
+        problem = RefundRefused(f"Stripe refused the refund ({stripe_refund.status}).")
+    with invoice_change(invoice_id, actor, "refunded") as change:
+        row = _fresh(Refund, row.seq)
+        if row.status == RefundStatus.SUCCEEDED:  # Stripe's charge.refunded got here first
+            change.unchanged()
+        elif problem is None:
+            row.stripe_refund = stripe_refund.id
+            _complete_refund(change, row, _fresh(Payment, row.payment_seq))
+        else:
+            row.status = RefundStatus.FAILED
+            row.error = problem.detail
+            change.action = "refund_failed"
+            change.note(refund_id=row.id, amount=row.amount, reason=problem.detail)
+    return problem
+
+
+def record_stripe_refunds(intent_id: str, items: list[dict[str, Any]],
+                          amount_refunded: int) -> tuple[str, int] | None:
+    """Stripe's `charge.refunded`: refunds of a payment as Stripe knows them. Ours are matched
+    by Stripe refund id, or by our refund id in their metadata (a pending row whose answer
+    hasn't been recorded yet); any other is a refund made in Stripe's dashboard, recorded
+    once. Returns the invoice id and the amount newly recorded, or None when the payment
+    isn't ours."""
+    payment = _payment_for_intent(intent_id)
+    if payment is None:
+        return None
+    invoice_id = _invoice_id_of(payment.invoice_seq)
+    with invoice_change(invoice_id, STRIPE_ACTOR, "refunded") as change:
+        payment = _fresh(Payment, payment.seq)
+        recorded = 0
+        for item in items:
+            if item.get("status") in ("failed", "canceled"):
+                continue
+            if db.session.scalar(select(Refund.id).where(Refund.stripe_refund == item["id"])) is not None:
+                continue
+            ours_id = (item.get("metadata") or {}).get("refund_id")
+            ours = db.session.scalar(select(Refund).where(Refund.id == ours_id, Refund.payment_seq == payment.seq)
+                                     .execution_options(populate_existing=True)) if ours_id else None
+            if ours is not None and ours.status != RefundStatus.SUCCEEDED:
+                ours.stripe_refund = item["id"]
+                _complete_refund(change, ours, payment)
+                recorded += ours.amount
+                continue
+            recorded += _dashboard_refund(change, payment, int(item["amount"]), item["id"])
+        if not items:
+            # No list on this event: take the difference between Stripe's total and ours.
+            recorded += _dashboard_refund(change, payment, amount_refunded - payment.amount_refunded, None)
+        if not recorded:
+            change.unchanged()
+    return invoice_id, recorded
+
+
+def _dashboard_refund(change: InvoiceChange, payment: Payment, amount: int, stripe_refund: str | None) -> int:
+    amount = min(amount, payment.amount - payment.amount_refunded)
+    if amount <= 0:
+        return 0
+    refund = Refund(id=new_id("re"), invoice_seq=change.invoice.seq, payment_seq=payment.seq, amount=amount,
+                    reason="Refunded in Stripe", created_by=change.actor, stripe_refund=stripe_refund)
+    db.session.add(refund)
+    _complete_refund(change, refund, payment)
+    return amount

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
+from .states import BookingOutcome, InvoiceStatus, OutboxStatus, PaymentMethod, RefundStatus, check_constraint
 
 
 def utcnow() -> datetime:
@@ -119,6 +121,7 @@ class Invoice(db.Model):
               postgresql_include=["status", "product_amount", "service_amount"]),
         Index("ix_invoices_status_due", "status", "due_date",
               postgresql_include=["total", "amount_paid", "issued_on"]),
+        CheckConstraint(check_constraint("status", InvoiceStatus), name="status"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -161,10 +164,13 @@ class Invoice(db.Model):
     stripe_payment_intent: Mapped[str | None] = mapped_column(String(64))
     stripe_intent_amount: Mapped[int | None] = mapped_column(BigInteger)
     stripe_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Something finance staff must look at (money that arrived where it shouldn't, and was refunded).
+    attention: Mapped[str | None] = mapped_column(Text)
 
     @property
     def amount_due(self) -> int:
-        return self.total - self.amount_paid
+        """What is still owed: never below 0 (money beyond the total is refunded, not owed back)."""
+        return max(0, self.total - self.amount_paid)
 
 
 class InvoiceCounter(db.Model):
@@ -179,6 +185,7 @@ class InvoiceCounter(db.Model):
 
 class Payment(db.Model):
     __tablename__ = "payments"
+    __table_args__ = (CheckConstraint(check_constraint("method", PaymentMethod), name="method"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -195,7 +202,11 @@ class Payment(db.Model):
 
 
 class Refund(db.Model):
+    """Money given back out of one payment. One through Stripe is written `pending` before Stripe
+    is asked, with the idempotency key it will use; only a `succeeded` refund counts in amounts."""
+
     __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint(check_constraint("status", RefundStatus), name="status"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -203,9 +214,18 @@ class Refund(db.Model):
     payment_seq: Mapped[int] = mapped_column(ForeignKey("payments.seq"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default=RefundStatus.SUCCEEDED,
+                                        server_default=RefundStatus.SUCCEEDED.value)
     stripe_refund: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The Stripe idempotency key: the refund's own id, or one made from the PaymentIntent id
+    # for money refunded because it should not have been taken.
+    stripe_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # "<actor>:<Idempotency-Key>" of the request that asked for it, so a retry reuses the row.
+    request_key: Mapped[str | None] = mapped_column(String(330), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEvent(db.Model):
@@ -246,7 +266,8 @@ class BookingEvent(db.Model):
 
     __tablename__ = "booking_events"
     __table_args__ = (Index("ix_booking_events_outcome_seq", "outcome", "seq"),
-                      Index("ix_booking_events_booking_seq", "booking_id", "seq"))
+                      Index("ix_booking_events_booking_seq", "booking_id", "seq"),
+                      CheckConstraint(check_constraint("outcome", BookingOutcome), name="outcome"))
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # The sender's event id: unique, so two deliveries of one event can't both be applied.
@@ -316,3 +337,29 @@ class LoginFailure(db.Model):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(300))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxMessage(db.Model):
+    """Something to tell the outside world after a change, written in the same transaction as
+    the change and delivered afterwards by `flask billing worker` (at least once, retried)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_available", "status", "available_at"),
+                      CheckConstraint(check_constraint("status", OutboxStatus), name="status"))
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # stripe | email | event
+    topic: Mapped[str] = mapped_column(String(64))
+    # Set for a message that must exist at most once (a refund of one PaymentIntent, a reminder).
+    once_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    invoice_seq: Mapped[int | None] = mapped_column(ForeignKey("invoices.seq"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Not before this; a worker that claims a message moves it forward by a lease, so a worker
+    # that dies mid-delivery only delays the message.
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

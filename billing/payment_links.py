@@ -14,10 +14,9 @@ from sqlalchemy import select
 from .errors import WrongState
 from .extensions import db
 from .ids import new_id
-from .invoicing import _audit, get_invoice, state
+from .invoicing import invoice_change
 from .models import Invoice, PaymentLink, utcnow
-
-PAYABLE = ("open", "uncollectible")
+from .states import TAKES_PAYMENT
 
 
 def _token(link_id: str) -> str:
@@ -35,24 +34,18 @@ def link_url(base_url: str, link: PaymentLink) -> str:
 
 
 def create_payment_link(invoice_id: str, actor: str, base_url: str) -> tuple[str, datetime]:
-    invoice = get_invoice(invoice_id)
-    link = new_link(invoice, actor)
-    db.session.commit()
+    """A new link for an invoice that takes payment and has something due (409 otherwise)."""
+    with invoice_change(invoice_id, actor, "payment_link_created") as change:
+        invoice = change.invoice
+        if invoice.status not in TAKES_PAYMENT or invoice.amount_due <= 0:
+            raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status} with "
+                             f"{invoice.amount_due} due; payment links are for open invoices with something due.")
+        link = PaymentLink(id=new_id("plink"), invoice_seq=invoice.seq, created_by=actor,
+                           expires_at=utcnow() + timedelta(days=current_app.config["PAYMENT_LINK_DAYS"]))
+        link.token_hash = _hash(_token(link.id))
+        db.session.add(link)
+        change.note(link_id=link.id, expires_at=link.expires_at.isoformat())
     return link_url(base_url, link), link.expires_at
-
-
-def new_link(invoice: Invoice, actor: str) -> PaymentLink:
-    """A new link for a payable invoice (added, not committed)."""
-    if invoice.status not in PAYABLE or invoice.amount_due <= 0:
-        raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status} with "
-                         f"{invoice.amount_due} due; payment links are for open invoices with something due.")
-    link = PaymentLink(id=new_id("plink"), invoice_seq=invoice.seq, created_by=actor,
-                       expires_at=utcnow() + timedelta(days=current_app.config["PAYMENT_LINK_DAYS"]))
-    link.token_hash = _hash(_token(link.id))
-    db.session.add(link)
-    _audit(invoice, actor, "payment_link_created", state(invoice), {"link_id": link.id,
-                                                                    "expires_at": link.expires_at.isoformat()})
-    return link
 
 
 def invoice_for_token(token: str) -> Invoice | None:
@@ -67,7 +60,7 @@ def invoice_for_token(token: str) -> Invoice | None:
 
 def current_link_url(invoice: Invoice, base_url: str) -> str | None:
     """The newest live link of a payable invoice, for the PDF; None when there is none."""
-    if invoice.status not in PAYABLE:
+    if invoice.status not in TAKES_PAYMENT:
         return None
     link = db.session.scalar(select(PaymentLink).where(PaymentLink.invoice_seq == invoice.seq,
                                                        PaymentLink.expires_at > utcnow())

@@ -11,11 +11,13 @@ import unicodedata
 from datetime import date, datetime
 from typing import Any
 
+from flask import current_app
 from fpdf import FPDF
 
 from .models import Invoice
 from .money_format import show
 from .pricing import PRODUCT
+from .states import TAKES_PAYMENT, InvoiceStatus
 
 _BEYOND_DECOMPOSITION = str.maketrans({"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "ı": "i", "Œ": "OE", "œ": "oe",
                                        "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."})
@@ -75,7 +77,7 @@ def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: d
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 14)
     title = f"Invoice {invoice.number}" if invoice.number else "Draft invoice (not yet issued)"
-    if invoice.status == "void":
+    if invoice.status == InvoiceStatus.VOID:
         title += " - VOID"
     pdf.cell(0, 8, latin1(title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=10)
@@ -127,7 +129,7 @@ def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: d
         for item in invoice.excluded_items:
             pdf.multi_cell(0, 4.5, latin1(f"- {item['description']}: {item['reason']}"), new_x="LMARGIN", new_y="NEXT")
     pdf.multi_cell(0, 4.5, latin1(invoice.statement), new_x="LMARGIN", new_y="NEXT")
-    if payment_url and invoice.amount_due > 0 and invoice.status in ("open", "uncollectible"):
+    if payment_url and invoice.amount_due > 0 and invoice.status in TAKES_PAYMENT:
         pdf.ln(3)
         pdf.set_font("Helvetica", "B", 10)
         pdf.cell(0, 5, "Pay online", new_x="LMARGIN", new_y="NEXT")
@@ -171,3 +173,14 @@ def _line(pdf: FPDF, line: dict[str, Any], currency: str) -> None:
     pdf.multi_cell(100, 4, latin1(detail), new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0)
     pdf.ln(1)
+
+
+def invoice_pdf(invoice: Invoice, base_url: str) -> tuple[str, bytes]:
+    """The invoice's file name and PDF, as the API and the staff pages serve it: dated with its
+    invoice date at the clinic, carrying its current payment link while it takes payment."""
+    from .payment_links import current_link_url
+
+    clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
+    body = render_invoice_pdf(invoice, clinic, issued_on=invoice.issued_on,
+                              payment_url=current_link_url(invoice, base_url))
+    return f"{invoice.number or invoice.id}.pdf", body

@@ -13,12 +13,14 @@ from typing import Iterable, Iterator
 
 from sqlalchemy import case, func, select
 
+from .clock import start_of_day, today_at_clinic
 from .extensions import db
-from .invoicing import today_at_clinic
-from .models import Invoice, Payment, Refund
+from .models import Invoice, Payment, PriceListVersion, Refund
 from .money_format import major
+from .states import ISSUED as _ISSUED
+from .states import InvoiceStatus, RefundStatus
 
-ISSUED = ("open", "paid", "uncollectible")  # invoices that count as revenue (not drafts, not void)
+ISSUED = tuple(sorted(_ISSUED))  # invoices that count as revenue (not drafts, not void)
 
 
 @dataclass(frozen=True)
@@ -71,31 +73,36 @@ def revenue_by_month(start: date, end: date) -> dict[str, MonthRevenue]:
     return {m: MonthRevenue(m, int(p), int(s)) for m, p, s in rows}
 
 
-def dashboard(currency: str = "GBP") -> Dashboard:
+def _clinic_currency(today: date) -> str:
+    """The currency of the price list in effect (else the newest); GBP before any exists,
+    when every figure is 0 anyway."""
+    currency = db.session.scalar(select(PriceListVersion.currency).where(PriceListVersion.effective_from <= today)
+                                 .order_by(PriceListVersion.effective_from.desc(), PriceListVersion.version.desc())
+                                 .limit(1))
+    currency = currency or db.session.scalar(select(PriceListVersion.currency)
+                                             .order_by(PriceListVersion.version.desc()).limit(1))
+    return currency or "GBP"
+
+
+def dashboard() -> Dashboard:
     today = today_at_clinic()
+    currency = _clinic_currency(today)
     outstanding, count, overdue, overdue_count = db.session.execute(
         select(func.coalesce(func.sum(Invoice.total - Invoice.amount_paid), 0), func.count(),
                func.coalesce(func.sum(case((Invoice.due_date < today, Invoice.total - Invoice.amount_paid), else_=0)), 0),
                func.coalesce(func.sum(case((Invoice.due_date < today, 1), else_=0)), 0))
-        .where(Invoice.status == "open")
+        .where(Invoice.status == InvoiceStatus.OPEN)
     ).one()
     first = today.replace(day=1)
     paid = db.session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.received_on >= first))
     refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount), 0))
-                                 .where(Refund.created_at >= _start_of(first)))
+                                 .where(Refund.created_at >= start_of_day(first),
+                                        Refund.status == RefundStatus.SUCCEEDED))
     months = _months_back(today, 12)
     start = date(int(months[0][:4]), int(months[0][5:]), 1)
     found = revenue_by_month(start, today)
     return Dashboard(currency, int(outstanding), int(count), int(overdue), int(overdue_count),
                      int(paid) - int(refunded), [found.get(m, MonthRevenue(m, 0, 0)) for m in months])
-
-
-def _start_of(day: date):
-    from datetime import datetime
-
-    from .invoicing import CLINIC_TIME
-
-    return datetime(day.year, day.month, day.day, tzinfo=CLINIC_TIME)
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ def aged_debt() -> AgedDebt:
             condition = condition & (Invoice.issued_on >= today - timedelta(days=high))
         columns += [func.coalesce(func.sum(case((condition, 1), else_=0)), 0),
                     func.coalesce(func.sum(case((condition, due), else_=0)), 0)]
-    row = db.session.execute(select(*columns).where(Invoice.status == "open")).one()
+    row = db.session.execute(select(*columns).where(Invoice.status == InvoiceStatus.OPEN)).one()
     return AgedDebt([(label, int(row[2 * i]), int(row[2 * i + 1])) for i, (label, _, _) in enumerate(AGE_BUCKETS)])
 
 
@@ -145,7 +152,7 @@ def _csv(header: list[str], rows: Iterable[list[str]]) -> Iterator[str]:
 
 
 def _issued_between(start: date | None, end: date | None):
-    query = select(Invoice).where(Invoice.status.in_(ISSUED + ("void",)), Invoice.issued_on.is_not(None))
+    query = select(Invoice).where(Invoice.status.in_(ISSUED + (InvoiceStatus.VOID,)), Invoice.issued_on.is_not(None))
     if start:
         query = query.where(Invoice.issued_on >= start)
     if end:

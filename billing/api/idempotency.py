@@ -1,9 +1,9 @@
 """Idempotency-Key for POSTs that create or move money (the contract, section 2).
 
-The key row is written before the view runs and committed by the use case in the same
-transaction as its change, so a stored key means the change happened, once. The answer is
-saved right after and replayed to retries; a different body with the same key is a 409.
-A concurrent duplicate waits on the key's unique index until the first one commits.
+The whole request is one transaction: the key (billing/idempotency.py), the use case's
+change, and the answer commit together, so a retry either replays the stored answer or finds
+nothing happened. A different body with the same key is a 409; a concurrent duplicate waits
+for the first to finish, then replays it. Errors are not stored: a retry runs again.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from functools import wraps
 from typing import Any, Callable
 
 from flask import Response, g, make_response, request
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
-from ..models import IdempotencyKey
+from .. import idempotency
+from ..unit_of_work import transaction
 from .problems import problem
 
 HEADER = "Idempotency-Key"
@@ -33,16 +31,16 @@ def _digest() -> str:
     return h.hexdigest()
 
 
-def _find(actor: str, key: str) -> IdempotencyKey | None:
-    return db.session.scalar(select(IdempotencyKey).where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
-                             .execution_options(populate_existing=True))
+def request_key() -> str | None:
+    """This request's "<actor>:<Idempotency-Key>", for use cases that remember it themselves."""
+    key = request.headers.get(HEADER)
+    return f"{g.actor}:{key}" if key else None
 
 
-def _replay(actor: str, key: str, digest: str) -> Response:
+def _replay(actor: str, key: str, digest: str, resume: Callable[[], Any] | None) -> Any:
     deadline = time.monotonic() + _WAIT_FOR_FIRST_SECONDS
     while True:
-        row = _find(actor, key)
-        db.session.rollback()  # end the read so the next poll sees new commits
+        row = idempotency.find(actor, key)
         if row is None:
             return problem(409, "Conflict", "A request with this Idempotency-Key failed part-way; send it again.",
                            slug="idempotency-retry")
@@ -55,12 +53,19 @@ def _replay(actor: str, key: str, digest: str) -> Response:
             response.headers["Idempotent-Replayed"] = "true"
             return response
         if time.monotonic() > deadline:
+            if resume is not None:
+                return resume()  # the first try stopped between its steps: carry on from them
             return problem(409, "Conflict", "A request with this Idempotency-Key was applied but its answer "
                            "is not available; fetch the resource to see its state.", slug="idempotency-in-progress")
         time.sleep(0.05)
 
 
-def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
+def idempotent(view: Callable[..., Any] | None = None, *, in_steps: bool = False) -> Any:
+    """Honour Idempotency-Key on a view. `in_steps`: the use case commits between steps and
+    resumes from its own rows (refunds), so the key is claimed first and the answer saved last."""
+    if view is None:
+        return lambda v: idempotent(v, in_steps=in_steps)
+
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = request.headers.get(HEADER)
@@ -68,27 +73,40 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         if not 1 <= len(key) <= 255:
             return problem(400, "Bad Request", f"{HEADER} must be 1 to 255 characters.")
-        actor = g.actor
-        digest = _digest()
-        if _find(actor, key) is not None:
-            return _replay(actor, key, digest)
-        row = IdempotencyKey(actor=actor, key=key, request_hash=digest)
-        db.session.add(row)
+        actor, digest = g.actor, _digest()
+        if in_steps:
+            return _in_steps(view, args, kwargs, actor, key, digest)
+        if idempotency.find(actor, key) is not None:
+            return _replay(actor, key, digest, None)
         try:
-            db.session.flush()
-        except IntegrityError:
-            db.session.rollback()
-            return _replay(actor, key, digest)
-        try:
-            response = make_response(view(*args, **kwargs))
-        except Exception:
-            db.session.rollback()
-            raise
-        if inspect(row).detached or inspect(row).transient:
-            return response  # the view rolled back: nothing happened, nothing to replay
-        row.status = response.status_code
-        row.body = response.get_data(as_text=True)
-        db.session.commit()
+            with transaction():
+                row = idempotency.claim(actor, key, digest)
+                response = make_response(view(*args, **kwargs))
+                idempotency.answer(row, response.status_code, response.get_data(as_text=True))
+        except idempotency.KeyTaken:
+            return _replay(actor, key, digest, None)
         return response
 
     return wrapper
+
+
+def _in_steps(view, args, kwargs, actor: str, key: str, digest: str) -> Any:
+    def run() -> Response:
+        try:
+            response = make_response(view(*args, **kwargs))
+        except Exception:
+            # Refused or Stripe unreachable: the use case's own rows remember what was done,
+            # and a retry with this key finds them.
+            idempotency.release(actor, key)
+            raise
+        idempotency.save_answer(actor, key, response.status_code, response.get_data(as_text=True))
+        return response
+
+    if idempotency.find(actor, key) is not None:
+        return _replay(actor, key, digest, run)
+    try:
+        with transaction():
+            idempotency.claim(actor, key, digest)
+    except idempotency.KeyTaken:
+        return _replay(actor, key, digest, run)
+    return run()

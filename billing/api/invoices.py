@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import Response, g
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from .. import invoicing, payment_links
 from ..models import Invoice, Payment, Refund
-from ..pdf import render_invoice_pdf
+from ..pdf import invoice_pdf
 from ..payments import public_base_url, stripe_gateway
 from ..quotes import build_request
 from .auth import api_blueprint
-from .idempotency import idempotent
+from .idempotency import idempotent, request_key
 from .schemas import (
     AuditTrailSchema,
     InvoiceCreateSchema,
@@ -53,7 +53,8 @@ def invoice_view(invoice: Invoice, payments: list[Payment], refunds: list[Refund
         "created_at": invoice.created_at,
         "payments": payments,
         "refunds": [{"id": r.id, "payment_id": payment_ids.get(r.payment_seq), "amount": r.amount,
-                     "reason": r.reason, "created_at": r.created_at} for r in refunds],
+                     "reason": r.reason, "status": r.status, "created_at": r.created_at} for r in refunds],
+        "attention": invoice.attention,
     }
 
 
@@ -129,13 +130,17 @@ class InvoicePayments(MethodView):
 
 @blp.route("/invoices/<invoice_id>/refunds")
 class InvoiceRefunds(MethodView):
-    @idempotent
+    @idempotent(in_steps=True)
     @blp.arguments(RefundCreateSchema())
     @blp.response(201, InvoiceSchema)
     @blp.doc(**IDEMPOTENCY_DOC)
     def post(self, data, invoice_id):
-        """Refund part or all of what was paid; more than remains is refused (422)."""
-        return one(invoicing.refund(invoice_id, data["amount"], data["reason"], g.actor, stripe_gateway()))
+        """Refund part or all of what was paid; more than remains is refused (422).
+
+        Card money goes back through Stripe; a retry with the same Idempotency-Key reuses
+        the refund it started, so it can never refund twice."""
+        return one(invoicing.refund(invoice_id, data["amount"], data["reason"], g.actor, stripe_gateway(),
+                                    request_key=request_key()))
 
 
 class PaymentLinkSchema(Schema):
@@ -160,13 +165,9 @@ class InvoicePdf(MethodView):
                                 "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
     def get(self, invoice_id):
         """The invoice as a PDF: supplier, patient and payer, both fee lines, totals, exclusions."""
-        invoice = invoicing.get_invoice(invoice_id)
-        issued_on = invoice.issued_at.astimezone(invoicing.CLINIC_TIME).date() if invoice.issued_at else None
-        clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
-        body = render_invoice_pdf(invoice, clinic, issued_on=issued_on,
-                                  payment_url=payment_links.current_link_url(invoice, public_base_url()))
+        name, body = invoice_pdf(invoicing.get_invoice(invoice_id), public_base_url())
         response = Response(body, mimetype="application/pdf")
-        response.headers["Content-Disposition"] = f'inline; filename="{invoice.number or invoice.id}.pdf"'
+        response.headers["Content-Disposition"] = f'inline; filename="{name}"'
         return response
 
 

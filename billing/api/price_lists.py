@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g
 from flask.views import MethodView
 
+from ..clock import today_at_clinic
 from .. import price_lists
 from ..errors import NotFound
 from .auth import api_blueprint
@@ -43,9 +44,7 @@ class CurrentPriceList(MethodView):
     @blp.response(200, PriceListSchema)
     def get(self, args):
         """The version in effect on `date` (default today)."""
-        from datetime import date
-
-        on = args["date"] or date.today()
+        on = args["date"] or today_at_clinic()
         row = price_lists.version_in_effect(on)
         if row is None:
             raise NotFound(f"No price list is in effect on {on.isoformat()}.")

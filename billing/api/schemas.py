@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from ..pricing import PRODUCT, SERVICE
 from ..inputs import DoseSchema, OtherItemSchema, PatientSchema, PayerSchema, VialsDispensedSchema
 from ..json_fields import Amount, DecimalString, ISODate
+from ..states import MANUAL_METHODS, InvoiceStatus, PaymentMethod, RefundStatus
 
 _CURRENCIES = frozenset(list_currencies())
 
@@ -215,15 +216,14 @@ class InvoiceUpdateSchema(Schema):
 
 
 class InvoiceListQuerySchema(PaginationSchema):
-    status = fields.String(validate=validate.OneOf(["draft", "open", "paid", "void", "uncollectible"]))
+    status = fields.String(validate=validate.OneOf(list(InvoiceStatus)))
     patient_id = fields.String(validate=validate.Length(1, 64))
     booking_id = fields.String(validate=validate.Length(1, 64))
 
 
 class PaymentCreateSchema(Schema):
     amount = Amount(required=True)
-    method = fields.String(required=True,
-                           validate=validate.OneOf(["card_terminal", "bank_transfer", "cash", "other"]))
+    method = fields.String(required=True, validate=validate.OneOf(list(MANUAL_METHODS)))
     reference = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
     received_on = fields.Date(load_default=None, metadata={"description": "Defaults to today."})
 
@@ -237,7 +237,7 @@ class PaymentSchema(Schema):
     id = fields.String()
     amount = Amount()
     amount_refunded = Amount()
-    method = fields.String()
+    method = fields.String(metadata={"enum": list(PaymentMethod)})
     reference = fields.String(allow_none=True)
     received_on = ISODate()
     created_at = fields.DateTime()
@@ -248,13 +248,16 @@ class RefundSchema(Schema):
     payment_id = fields.String()
     amount = Amount()
     reason = fields.String()
+    status = fields.String(metadata={
+        "enum": list(RefundStatus),
+        "description": "A refund through Stripe is pending until Stripe answers; only succeeded ones count."})
     created_at = fields.DateTime()
 
 
 class InvoiceSchema(PricedSchema):
     id = fields.String(metadata={"example": "inv_…"})
     number = fields.String(allow_none=True, metadata={"example": "INV-2026-000042"})
-    status = fields.String(metadata={"enum": ["draft", "open", "paid", "void", "uncollectible"]})
+    status = fields.String(metadata={"enum": list(InvoiceStatus)})
     booking_id = fields.String(allow_none=True)
     patient = fields.Nested(PatientSchema)
     bill_to = fields.Nested(PayerSchema, allow_none=True)
@@ -269,6 +272,9 @@ class InvoiceSchema(PricedSchema):
     created_at = fields.DateTime()
     payments = fields.List(fields.Nested(PaymentSchema))
     refunds = fields.List(fields.Nested(RefundSchema))
+    attention = fields.String(allow_none=True, metadata={
+        "description": "Set when money arrived where it should not have (a void or paid invoice, more than "
+                       "was due, another currency) and was refunded: for finance staff to look at."})
 
 
 class InvoicePageSchema(Schema):

@@ -15,8 +15,9 @@ from ..errors import Unavailable
 from ..models import Invoice
 from ..money_format import show
 from ..payments import stripe_gateway
-from ..payments.checkout import intent_for, settle
+from ..payments.checkout import IntentOutdated, intent_for, settle
 from ..pricing import PRODUCT
+from ..states import InvoiceStatus
 
 bp = Blueprint("pay", __name__, url_prefix="/pay")
 
@@ -70,9 +71,9 @@ def pay(token: str):
     invoice = payment_links.invoice_for_token(token)
     if invoice is None:
         return _invalid()
-    if invoice.status == "paid":
+    if invoice.status == InvoiceStatus.PAID:
         return _message("This invoice has been paid", f"Invoice {invoice.number} is paid in full. Thank you.")
-    if invoice.status == "void":
+    if invoice.status == InvoiceStatus.VOID:
         return _message("This invoice was cancelled", f"Invoice {invoice.number} was cancelled; there is nothing to pay.")
     gateway = stripe_gateway()
     if gateway is None:
@@ -82,6 +83,8 @@ def pay(token: str):
         intent = intent_for(invoice, gateway)
     except Unavailable as error:
         return _message("We can't take card payments right now", error.detail, 503)
+    except IntentOutdated:
+        return redirect(url_for("pay.pay", token=token))  # the invoice changed meanwhile: show it as it is now
     if intent.status == "succeeded":
         return redirect(url_for("pay.done", token=token, payment_intent=intent.id))
     return _secured(render_template(
@@ -114,6 +117,6 @@ def done(token: str):
             if intent.status == "processing":
                 return _message("We're confirming your payment", "Your bank is confirming the payment. "
                                 "This page will show it once it is done; you needn't pay again.")
-    if invoice.status == "paid":
+    if invoice.status == InvoiceStatus.PAID:
         return _message("This invoice has been paid", f"Invoice {invoice.number} is paid in full. Thank you.")
     return redirect(url_for("pay.pay", token=token))

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from .. import invoicing
-from ..extensions import db
 from ..models import Invoice, Payment
 from .gateway import Intent, PaymentRefused, StripeGateway
 
 REUSABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
-ONLINE_METHOD = "card_online"
-ACTOR = "stripe"
+PAY_PAGE = "pay_page"
+
+
+class IntentOutdated(Exception):
+    """The invoice changed while its PaymentIntent was being made; ask again."""
 
 
 def intent_for(invoice: Invoice, gateway: StripeGateway) -> Intent:
     """The invoice's PaymentIntent for what is due now: the stored one while it is still
-    usable for that amount, else a new one (the old one cancelled). Stripe is called
-    outside any row lock; the new intent is stored only if no other request stored one first."""
+    usable for that amount, else a new one. Stripe is called outside any row lock; the new
+    intent becomes the invoice's only if the invoice still owes exactly that amount."""
     current = None
     if invoice.stripe_payment_intent:
         try:
@@ -38,29 +38,19 @@ def intent_for(invoice: Invoice, gateway: StripeGateway) -> Intent:
     attempt = invoice.stripe_attempt + 1
     intent = gateway.create_intent(invoice_id=invoice.id, invoice_number=invoice.number or invoice.id,
                                    amount=invoice.amount_due, currency=invoice.currency, attempt=attempt)
-    locked = invoicing._lock(invoice.id)
-    if locked.stripe_attempt == attempt - 1:
-        locked.stripe_attempt = attempt
-        locked.stripe_payment_intent = intent.id
-        locked.stripe_intent_amount = intent.amount
-    db.session.commit()
+    if not invoicing.attach_intent(invoice.id, intent.id, intent.amount, attempt, PAY_PAGE):
+        raise IntentOutdated(invoice.id)
     return intent
 
 
 def settle(intent: Intent) -> Payment | None:
-    """Record a succeeded PaymentIntent as a payment, once, whoever reports it first (the
-    webhook or the pay page's return). Returns the payment, or None if it isn't ours."""
+    """Book a succeeded PaymentIntent, once, whoever reports it first (the webhook or the pay
+    page's return). Returns the payment, or None if none was booked for it."""
     if intent.status != "succeeded" or not intent.invoice_id:
         return None
     try:
-        invoice = invoicing._lock(intent.invoice_id)
+        return invoicing.book_card_payment(invoicing.CardPayment(
+            payment_intent=intent.id, invoice_id=intent.invoice_id,
+            amount=intent.amount_received or intent.amount, currency=intent.currency))
     except invoicing.InvoiceNotFound:
         return None
-    existing = db.session.scalar(select(Payment).where(Payment.stripe_payment_intent == intent.id))
-    if existing is not None:
-        db.session.commit()  # release the lock
-        return existing
-    payment = invoicing.add_payment(invoice, intent.amount_received or intent.amount, ONLINE_METHOD, ACTOR,
-                                    reference=intent.id, stripe_payment_intent=intent.id)
-    db.session.commit()
-    return payment

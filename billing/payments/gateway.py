@@ -2,7 +2,8 @@
 
 The same code talks to Stripe in production and to localstripe in development and tests
 (STRIPE_API_BASE). Calls that create or move money carry an idempotency key derived from
-what they do — invoice, operation, attempt — so a retry can never charge or refund twice.
+what they do — invoice, operation, attempt; a refund's own row id — so a retry can never
+charge or refund twice.
 Stripe gets the invoice id, number and amount: no name, no clinical word.
 """
 
@@ -96,12 +97,16 @@ class StripeGateway:
         self._call(self.client.v1.payment_intents.cancel, intent_id,
                    options={"idempotency_key": f"{invoice_id}:cancel_intent:{attempt}"})
 
-    def refund(self, *, payment_intent: str, amount: int, invoice_id: str, attempt: int) -> StripeRefund:
+    def refund(self, *, payment_intent: str, amount: int, invoice_id: str, refund_id: str | None,
+               idempotency_key: str) -> StripeRefund:
+        """Refund `amount` of a PaymentIntent. The key comes from a refund row written before
+        this call (or from the PaymentIntent id), so a retry can never refund twice; our refund
+        id rides in metadata, so Stripe's charge.refunded can be matched to the row."""
+        metadata = {"invoice_id": invoice_id, **({"refund_id": refund_id} if refund_id else {})}
         obj = self._call(
             self.client.v1.refunds.create,
-            params={"payment_intent": payment_intent, "amount": amount,
-                    "metadata": {"invoice_id": invoice_id}},
-            options={"idempotency_key": f"{invoice_id}:refund:{attempt}"},
+            params={"payment_intent": payment_intent, "amount": amount, "metadata": metadata},
+            options={"idempotency_key": idempotency_key},
         )
         obj = _plain(obj)
         return StripeRefund(id=obj["id"], amount=int(obj["amount"]), status=obj.get("status") or "succeeded")
@@ -117,5 +122,8 @@ def gateway_from_config(config: dict[str, Any]) -> StripeGateway | None:
         # Retries reuse the call's idempotency key, so they are safe; keep them few so an
         # outage answers 503 quickly.
         max_network_retries=1,
+        # Connect fast, answer within 20 s: the SDK's 80 s default would hold a worker (and,
+        # behind a pay page, a patient) far longer than an outage is worth waiting for.
+        http_client=stripe.RequestsClient(timeout=(5, 20)),
     )
     return StripeGateway(client)

@@ -7,23 +7,25 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from .. import invoicing, payment_links
+from ..clock import today_at_clinic
 from ..errors import DomainProblem
 from ..money_format import show
 from ..payments import public_base_url, stripe_gateway
-from ..pdf import render_invoice_pdf
+from ..pdf import invoice_pdf
 from ..price_lists import price_list_in_effect
 from ..pricing import PricingError, Quote
 from ..quotes import build_request, price_one
+from ..states import MANUAL_METHODS, InvoiceStatus
 from . import bp, can, choices, pence, requires
 
-STATUSES = ["draft", "open", "paid", "void", "uncollectible"]
+METHOD_NAMES = {"card_terminal": "Card terminal", "bank_transfer": "Bank transfer", "cash": "Cash", "other": "Other"}
 PAGE = 50
 
 
@@ -35,7 +37,7 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search form changes nothing
 
-    status = SelectField("Status", choices=choices([("", "Any")] + [(s, s.title()) for s in STATUSES]),
+    status = SelectField("Status", choices=choices([("", "Any")] + [(s.value, s.title()) for s in InvoiceStatus]),
                          validators=[Optional()])
     q = StringField("Number or patient", validators=[Optional(), Length(max=100)])
     date_from = DateField("Service from", validators=[Optional()])
@@ -50,7 +52,7 @@ class InfusionFields(FlaskForm):
     weight_kg = StringField("Weight (kg)", validators=[Optional(), Length(max=20)])
     grams = StringField("Grams", validators=[Optional(), Length(max=20)])
     duration_minutes = IntegerField("Duration (minutes)", validators=[DataRequired(), NumberRange(1, 720)], default=180)
-    service_date = DateField("Service date", validators=[DataRequired()], default=date.today)
+    service_date = DateField("Service date", validators=[DataRequired()], default=today_at_clinic)
 
     def infusion(self) -> dict[str, Any]:
         """The infusion as the API's schema would load it; ValueError names a bad field."""
@@ -79,10 +81,9 @@ class NewInvoiceForm(InfusionFields):
 
 class PaymentForm(FlaskForm):
     amount = StringField("Amount (£)", validators=[DataRequired(), Length(max=20)])
-    method = SelectField("Method", choices=choices([("card_terminal", "Card terminal"), ("bank_transfer", "Bank transfer"),
-                                                    ("cash", "Cash"), ("other", "Other")]))
+    method = SelectField("Method", choices=choices([(m.value, METHOD_NAMES[m]) for m in MANUAL_METHODS]))
     reference = StringField("Reference", validators=[Optional(), Length(max=200)])
-    received_on = DateField("Received on", validators=[DataRequired()], default=date.today)
+    received_on = DateField("Received on", validators=[DataRequired()], default=today_at_clinic)
 
 
 class RefundForm(FlaskForm):
@@ -95,7 +96,7 @@ class ConfirmForm(FlaskForm):
 
 
 def product_choices(on: date | None = None) -> list:
-    price_list = price_list_in_effect(on or date.today())
+    price_list = price_list_in_effect(on or today_at_clinic())
     return choices([(p.code, f"{p.code} ({p.name})") for p in price_list.products]) if price_list else []
 
 
@@ -180,15 +181,11 @@ def invoice(invoice_id: str):
                            online=stripe_gateway() is not None, payment_ids={p.seq: p.id for p in payments})
 
 
-@bp.get("/invoices/<invoice_id>/pdf")
+@bp.get("/invoices/<invoice_id>/pdf", endpoint="invoice_pdf")
 @requires("viewer")
-def invoice_pdf(invoice_id: str):
-    inv = invoicing.get_invoice(invoice_id)
-    clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
-    body = render_invoice_pdf(inv, clinic, issued_on=inv.issued_on,
-                              payment_url=payment_links.current_link_url(inv, public_base_url()))
-    return Response(body, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{inv.number or inv.id}.pdf"'})
+def invoice_pdf_page(invoice_id: str):
+    name, body = invoice_pdf(invoicing.get_invoice(invoice_id), public_base_url())
+    return Response(body, mimetype="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
 ACTIONS = {

@@ -13,6 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..clock import today_at_clinic
 from .. import price_lists
 from ..pricing import DEFAULT_STATEMENT, PriceListInvalid, decimal_text
 from . import bp, choices, pence, pounds, requires
@@ -164,7 +165,7 @@ def show_errors(form: PriceListForm, errors: dict[str, list[str]]) -> None:
 @requires("viewer")
 def price_lists_page():
     rows, _ = price_lists.list_price_lists(100, None)
-    current = price_lists.version_in_effect(date.today())
+    current = price_lists.version_in_effect(today_at_clinic())
     return render_template("price_lists.html", rows=rows, current=current, decimal_text=decimal_text, pounds=pounds)
 
 
@@ -172,7 +173,7 @@ def price_lists_page():
 @requires("admin")
 def new_price_list():
     if request.method == "GET":
-        current = price_lists.version_in_effect(date.today())
+        current = price_lists.version_in_effect(today_at_clinic())
         form = PriceListForm(data=prefill(current.document) if current else {"products": [{}], "tiers": "240 = 350.00"})
         return render_template("price_list_new.html", form=form, based_on=current)
     form = PriceListForm()
@@ -195,7 +196,7 @@ def new_price_list():
 @requires("viewer")
 def quote_calculator():
     form = QuoteForm(request.args)
-    on = form.service_date.data if form.service_date.data else date.today()
+    on = form.service_date.data if form.service_date.data else today_at_clinic()
     form.product_code.choices = product_choices(on)
     quote = None
     if request.args and form.validate():

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from billing.cli import DEMO_PRICE_LIST
 from billing.extensions import db
-from billing.invoicing import new_draft, today_at_clinic
+from billing.invoicing import create_invoice, today_at_clinic
 from billing.models import Invoice
 from billing.price_lists import create_price_list
 from billing.pricing.documents import request_from_json
@@ -26,7 +26,7 @@ def drafts(app):
         with app.app_context():
             create_price_list(DEMO_PRICE_LIST, "tests")
             request = request_from_json({**infusion(), "other_items": []})
-            ids = [new_draft(request, {"id": f"pt_{i}", "name": "P"}, "tests").id for i in range(count)]
+            ids = [create_invoice(request, {"id": f"pt_{i}", "name": "P"}, "tests").id for i in range(count)]
             db.session.commit()
             return ids
     return make

@@ -59,3 +59,27 @@ def test_a_refused_request_is_not_remembered(api):
     assert api.post(pay, json={"amount": 100, "method": "cash"}, headers={"Idempotency-Key": "p"}).status_code == 409
     api.post(f"/api/v1/invoices/{invoice['id']}/finalize")
     assert api.post(pay, json={"amount": 100, "method": "cash"}, headers={"Idempotency-Key": "p"}).status_code == 201
+
+
+def test_the_change_its_key_and_its_answer_commit_together(app, api, monkeypatch):
+    """A crash after the use case but before the answer is stored leaves nothing behind: the
+    payment isn't recorded, the key isn't kept, and the retry records it once."""
+    from billing import idempotency
+
+    invoice = api.post("/api/v1/invoices", json=invoice_body()).get_json()
+    api.post(f"/api/v1/invoices/{invoice['id']}/finalize")
+    pay = f"/api/v1/invoices/{invoice['id']}/payments"
+    counts = row_counts(app)
+    real_answer = idempotency.answer
+
+    def crash(row, status, body):
+        raise RuntimeError("the process fell over")
+
+    monkeypatch.setattr(idempotency, "answer", crash)
+    crashed = api.post(pay, json={"amount": 50000, "method": "cash"}, headers={"Idempotency-Key": "pay-2"})
+    assert crashed.status_code == 500 and crashed.mimetype == "application/problem+json"
+    assert row_counts(app) == counts
+    monkeypatch.setattr(idempotency, "answer", real_answer)
+    retried = api.post(pay, json={"amount": 50000, "method": "cash"}, headers={"Idempotency-Key": "pay-2"})
+    assert retried.status_code == 201 and retried.get_json()["amount_paid"] == 50000
+    assert len(retried.get_json()["payments"]) == 1

@@ -210,15 +210,15 @@ def test_a_crash_in_finalize_leaves_a_draft_and_the_counter_unmoved(app, api, mo
     from billing import invoicing
 
     invoice = create(api)
-    real_audit = invoicing._audit
+    real_finish = invoicing._finish
 
-    def crash_after_numbering(inv, actor, action, before, detail=None):
-        if action == "finalized":
-            assert inv.number == f"INV-{YEAR}-000001"  # the number was taken …
+    def crash_after_numbering(change):
+        if change.action == "finalized":
+            assert change.invoice.number == f"INV-{YEAR}-000001"  # the number was taken …
             raise RuntimeError("power cut")  # … and then the process fell over
-        return real_audit(inv, actor, action, before, detail)
+        return real_finish(change)
 
-    monkeypatch.setattr(invoicing, "_audit", crash_after_numbering)
+    monkeypatch.setattr(invoicing, "_finish", crash_after_numbering)
     response = api.post(f"/api/v1/invoices/{invoice['id']}/finalize")
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"
@@ -226,7 +226,7 @@ def test_a_crash_in_finalize_leaves_a_draft_and_the_counter_unmoved(app, api, mo
     assert (after["status"], after["number"]) == ("draft", None)
     with app.app_context():
         assert db.session.scalar(select(InvoiceCounter.last_number).where(InvoiceCounter.year == YEAR)) in (None, 0)
-    monkeypatch.setattr(invoicing, "_audit", real_audit)
+    monkeypatch.setattr(invoicing, "_finish", real_finish)
     assert act(api, invoice, "finalize")["number"] == f"INV-{YEAR}-000001"
 
 
