@@ -21,10 +21,10 @@ run: venv
 ## test: the whole suite on SQLite, then again on TEST_DATABASE_URL when it is set
 test: venv
 	devtools/ensure-chromium.sh
-	env -u TEST_DATABASE_URL -u BILLING_TEST_DB $(BIN)/python -m pytest
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== the same suite on $$TEST_DATABASE_URL"; \
-		BILLING_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest; \
+		$(BIN)/python -m pytest; \
 	fi
 
 ## bench: the speed figures, printed (see bench/README.md)

@@ -7,10 +7,14 @@ remember; another worker's change is seen within `seconds`.
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Generic, Hashable, TypeVar
 
 V = TypeVar("V")
 _MISSING = object()
+
+
+_ALL: "weakref.WeakSet[Recent]" = weakref.WeakSet()
 
 
 class Recent(Generic[V]):
@@ -18,6 +22,7 @@ class Recent(Generic[V]):
         self.seconds = seconds
         self.max_entries = max_entries
         self._entries: dict[Hashable, tuple[float, V]] = {}
+        _ALL.add(self)
 
     def get(self, key: Hashable) -> V | object:
         entry = self._entries.get(key)
@@ -36,3 +41,10 @@ class Recent(Generic[V]):
 
 
 MISSING = _MISSING
+
+
+def forget_remembered() -> None:
+    """Empty every Recent memory in this process (the tests do, between tests, since each
+    one's database starts empty again)."""
+    for memory in list(_ALL):
+        memory.clear()

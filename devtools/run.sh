@@ -20,7 +20,8 @@ export BILLING_INSECURE_COOKIES=1  # plain http on 127.0.0.1
 
 "$BIN/python" -m devtools.localstripe_dev --port "$LOCALSTRIPE_PORT" --store instance/localstripe.pickle &
 LOCALSTRIPE_PID=$!
-trap 'kill "$LOCALSTRIPE_PID" 2>/dev/null || true' EXIT INT TERM
+WORKER_PID=
+trap 'kill $LOCALSTRIPE_PID $WORKER_PID 2>/dev/null || true' EXIT INT TERM
 "$BIN/python" - "$STRIPE_API_BASE" "http://127.0.0.1:$PORT/api/v1/webhooks/stripe" "$STRIPE_WEBHOOK_SECRET" <<'PY'
 import json, sys, time, urllib.request
 base, url, secret = sys.argv[1:]
@@ -40,6 +41,9 @@ PY
 "$BIN/flask" --app wsgi db upgrade
 "$BIN/flask" --app wsgi billing seed-demo
 DEMO=$("$BIN/flask" --app wsgi billing demo-invoice | tail -n 1)
+# The outbox worker: cancels stale PaymentIntents and sends refunds owed (one is enough on SQLite).
+"$BIN/flask" --app wsgi billing worker >instance/worker.log 2>&1 &
+WORKER_PID=$!
 
 cat <<TXT
 
@@ -52,6 +56,7 @@ cat <<TXT
     an API key:    $BIN/flask --app wsgi billing create-api-key NAME
     a booking:     BOOKING_WEBHOOK_SECRET=$BOOKING_WEBHOOK_SECRET $BIN/flask --app wsgi billing send-test-event infusion.completed
     Stripe (fake): localstripe on $STRIPE_API_BASE
+    outbox worker: running; its log is instance/worker.log
 
 TXT
 "$BIN/gunicorn" --workers 2 --bind "127.0.0.1:$PORT" --no-control-socket wsgi:app

@@ -1,5 +1,5 @@
-"""Fixtures: one migrated database per run (SQLite by default, BILLING_TEST_DB to choose),
-emptied after each test, and API clients holding a real key.
+"""Fixtures: one migrated database per run (SQLite by default, TEST_DATABASE_URL to choose),
+emptied after each test along with the process's caches, and API clients holding a real key.
 
 Tests that need committed data seen by other connections (threads, a second process) work
 the same way, which an outer-transaction rollback could not give; the tables are small, so
@@ -17,19 +17,25 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from billing import create_app
 from billing.access import create_api_key
 from billing.extensions import db
+from billing.recent import forget_remembered
 
-DATABASE_URL = os.environ.get("BILLING_TEST_DB")
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 # Every app the tests create keeps its generated files out of the working tree.
 os.environ["BILLING_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="billing-test-instance-")
 
 
 def _fresh_postgres(url: str) -> None:
-    """Drop whatever an earlier run left, so migrations start from nothing."""
+    """Drop whatever an earlier run left, so migrations start from nothing; only ever in a
+    database whose name says it is for tests."""
+    name = make_url(url).database or ""
+    if "test" not in name.lower():
+        pytest.exit(f"TEST_DATABASE_URL names the database {name!r}; the tests drop its schema, so they only "
+                    "run against a database whose name contains 'test'.", returncode=2)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -64,6 +70,7 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture(autouse=True)
 def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    forget_remembered()  # a cached answer about rows this test made must not reach the next
     if "app" not in request.fixturenames:
         return
     app: Flask = request.getfixturevalue("app")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import row_counts
-from tests.factories import price_list_document
+from tests.factories import infusion, price_list_document
 
 
 def create(api, **changes):
@@ -74,3 +74,16 @@ def test_invalid_price_lists_are_422_with_fields_and_store_nothing(app, api):
     assert set(api.post("/api/v1/price-lists", json=bad_amount).get_json()["errors"]) == {
         "products.0.vials.0.unit_amount"}
     assert row_counts(app) == before
+
+
+# These two run in this order: the second must not see what the first left in the process's
+# memory of "the version in effect" (the tables are emptied between tests, so is the memory).
+def test_a_version_in_effect_is_found_and_remembered(api):
+    assert api.post("/api/v1/price-lists", json=price_list_document()).status_code == 201
+    assert api.get("/api/v1/price-lists/current?date=2026-12-01").status_code == 200
+
+
+def test_with_no_price_list_nothing_is_in_effect_even_after_a_test_that_had_one(api):
+    assert api.get("/api/v1/price-lists/current?date=2026-12-01").status_code == 404
+    quote = api.post("/api/v1/quotes", json=infusion())
+    assert quote.status_code == 422, quote.get_json()

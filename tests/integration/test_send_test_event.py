@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 def test_send_test_event_reaches_a_running_service(tmp_path):
     env = {**os.environ, "BILLING_INSTANCE_PATH": str(tmp_path), "BOOKING_WEBHOOK_SECRET": "whsec_demo",
            "DATABASE_URL": f"sqlite:///{tmp_path}/billing.sqlite3"}
-    env.pop("BILLING_TEST_DB", None)
+    env.pop("TEST_DATABASE_URL", None)
     flask = [str(BIN / "flask"), "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([*flask, "billing", "seed-demo"], cwd=ROOT, env=env, check=True, capture_output=True)

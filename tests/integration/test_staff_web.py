@@ -121,3 +121,28 @@ def test_behind_a_proxy_sign_in_limits_count_per_client_address(monkeypatch, tmp
     ok = client.post("/login", headers={"X-Forwarded-For": "198.51.100.2"}, data={
         "email": "finance@clinic.example", "password": PASSWORD, "csrf_token": token(page)})
     assert ok.status_code == 302
+
+
+def test_the_invoice_page_shows_staff_what_needs_attention_and_each_refunds_state(app, client, api, users):
+    from billing import invoicing
+    from tests.doubles import CountingGateway
+
+    api.post("/api/v1/price-lists", json=price_list_document())
+    invoice = open_invoice(api)
+    api.post(f"/api/v1/invoices/{invoice['id']}/void")
+    with app.app_context():  # a stale pay tab's card payment arrives after the void
+        invoicing.book_card_payment(invoicing.CardPayment("pi_late", invoice["id"], 203000, "GBP"))
+    sign_in(client, "viewer")
+    html = client.get(f"/invoices/{invoice['id']}").get_data(as_text=True)
+    assert 'id="attention"' in html
+    assert "A card payment of £2,030.00 arrived on a void invoice; £2,030.00 is being refunded through Stripe." in html
+    assert "<td>pending</td>" in html
+    app.extensions["stripe_gateway"] = CountingGateway()
+    try:
+        with app.app_context():
+            from billing import outbox
+
+            outbox.deliver_due()
+    finally:
+        app.extensions.pop("stripe_gateway", None)
+    assert "<td>succeeded</td>" in client.get(f"/invoices/{invoice['id']}").get_data(as_text=True)
