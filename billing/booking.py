@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, Callable
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -16,11 +17,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import invoicing, payment_links
-from .inputs import DoseSchema, OtherItemSchema, PatientSchema, VialsDispensedSchema, flatten_errors
+from .inputs import DoseSchema, OtherItemSchema, PatientSchema, flatten_errors, vials_dispensed_field
 from .errors import DomainProblem, Invalid, NotFound, WrongState
 from .extensions import db
 from .models import Booking, BookingEvent, Invoice, utcnow
-from .pricing import PricingError
+from .pricing import PRODUCT, PricingError, implausible_dispensed
 from .pricing.documents import request_json
 from .quotes import build_request, price_list_for
 from .states import TAKES_PAYMENT, BookingOutcome, InvoiceStatus
@@ -69,12 +70,50 @@ class BookingSchema(Schema):
     duration_minutes = fields.Integer(strict=True, required=True)
     service_date = fields.Date(required=True)
     other_items = fields.List(fields.Nested(OtherItemSchema), load_default=list)
-    vials_dispensed = fields.List(fields.Nested(VialsDispensedSchema), load_default=None)
+    vials_dispensed = vials_dispensed_field(load_default=None, allow_none=True)
     product_prepared = fields.Boolean(load_default=False)
 
 
 _envelope = EnvelopeSchema()
 _booking = BookingSchema()
+
+
+# --- invoices made by hand for a booking -------------------------------------------------------
+
+def create_invoice(request: Any, patient: dict[str, Any], actor: str, *, booking_id: str | None = None,
+                   bill_to: dict[str, Any] | None = None) -> Invoice:
+    """A draft made through the API or a staff page. With a booking id it *is* that booking's
+    infusion invoice, which events then keep up to date: 409 while the booking has another."""
+    if booking_id is None:
+        return invoicing.create_invoice(request, patient, actor, bill_to=bill_to)
+    with transaction():
+        booking = _lock_booking(booking_id)
+        _check_free(booking)
+        invoice = invoicing.create_invoice(request, patient, actor, booking_id=booking_id, bill_to=bill_to)
+        booking.invoice_id, booking.cancelled = invoice.id, False
+    return invoice
+
+
+def update_invoice(invoice_id: str, changes: dict[str, Any], actor: str) -> Invoice:
+    """PATCH of a draft. Its booking id can be set once, when it has none and the booking has
+    no other live infusion invoice; after that it never changes (409)."""
+    booking_id = changes.get("booking_id")
+    current = invoicing.get_invoice(invoice_id)
+    if booking_id is None or booking_id == current.booking_id or current.booking_id is not None:
+        return invoicing.update_draft(invoice_id, changes, actor)  # refuses a changed booking id
+    with transaction():
+        booking = _lock_booking(booking_id)  # booking row before invoice row, as events lock them
+        _check_free(booking)
+        invoice = invoicing.update_draft(invoice_id, changes, actor)
+        booking.invoice_id, booking.cancelled = invoice.id, False
+    return invoice
+
+
+def _check_free(booking: Booking) -> None:
+    current = None if booking.cancelled else current_invoice(booking)
+    if current is not None and current.status != InvoiceStatus.VOID:
+        raise WrongState(f"Booking {booking.id} already has invoice {current.number or current.id} "
+                         f"({current.status}); change or void that one instead.")
 
 
 # --- receiving --------------------------------------------------------------------------------
@@ -99,17 +138,38 @@ def receive_event(payload: Any, *, payment_base_url: str | None = None) -> Outco
     existing = _event(envelope["id"])
     if existing is None or existing.outcome != BookingOutcome.FAILED:
         return _duplicate(existing)
-    existing.deliveries += 1  # a retry of a delivery that failed: try it again
-    return _apply_and_commit(existing, delivered=True, payment_base_url=payment_base_url)
+    try:  # a retry of a delivery that failed: try it again
+        return _apply_and_commit(existing, delivered=True, retry=True, payment_base_url=payment_base_url)
+    except AlreadyApplied:
+        return _duplicate(_event(envelope["id"]))
+
+
+class AlreadyApplied(WrongState):
+    pass
 
 
 def replay_event(event_id: str, *, payment_base_url: str | None = None) -> Outcome:
+    """Apply a failed event again. The event row is locked first and checked again under the
+    lock, so two replays at once apply it at most once (the other is a 409)."""
     event = _event(event_id)
     if event is None:
         raise NotFound(f"No booking event {event_id}.")
-    if event.outcome != BookingOutcome.FAILED:
-        raise WrongState(f"Event {event_id} was applied already ({event.outcome}); only failed events are replayed.")
-    return _apply_and_commit(event, payment_base_url=payment_base_url)
+    return _apply_and_commit(event, retry=True, payment_base_url=payment_base_url)
+
+
+def _lock_failed_event(event: BookingEvent) -> BookingEvent:
+    """The event's row, locked, if it is still failed; AlreadyApplied otherwise."""
+    if db.engine.dialect.name == "sqlite":  # the write lock, taken before the read
+        db.session.execute(update(BookingEvent).where(BookingEvent.seq == event.seq)
+                           .values(deliveries=BookingEvent.deliveries))
+        query = select(BookingEvent).where(BookingEvent.seq == event.seq)
+    else:
+        query = select(BookingEvent).where(BookingEvent.seq == event.seq).with_for_update()
+    locked = db.session.scalar(query.execution_options(populate_existing=True))
+    if locked.outcome != BookingOutcome.FAILED:
+        raise AlreadyApplied(f"Event {locked.id} was applied already ({locked.outcome}); only failed events are "
+                             "replayed.")
+    return locked
 
 
 def list_events(*, limit: int, starting_after: str | None = None, outcome: str | None = None,
@@ -148,12 +208,16 @@ def _duplicate(event: BookingEvent | None) -> Outcome:
     return outcome
 
 
-def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool = False,
+def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool = False, retry: bool = False,
                       payment_base_url: str | None = None) -> Outcome:
     """The event's invoice changes and its own row, in one transaction (one commit)."""
     event_id = event.id
     try:
         with transaction():
+            if retry:
+                event = _lock_failed_event(event)
+                if delivered:
+                    event.deliveries += 1
             outcome = _apply(event)
             if payment_base_url and outcome.result == BookingOutcome.FINALIZED and outcome.invoice_id:
                 invoice = invoicing.get_invoice(outcome.invoice_id)
@@ -165,6 +229,8 @@ def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool
             event.applied_at = utcnow()
             if new:
                 db.session.add(event)
+    except AlreadyApplied:
+        raise
     except (PricingError, DomainProblem, ValidationError) as error:
         detail, errors = _explain(error)
         _record_failure(event_id, event, detail, delivered=delivered or new)
@@ -213,13 +279,33 @@ def _apply(event: BookingEvent) -> Outcome:
     booking = _lock_booking(data["booking_id"])
     if event.created < booking.last_event_created:
         return Outcome(event.id, BookingOutcome.STALE, booking.invoice_id)
-    invoice = invoicing.get_invoice(booking.invoice_id) if booking.invoice_id else None
-    result, invoice, flag = handler(invoice, data)
+    cancelling = event.type == "infusion.cancelled"
+    if booking.cancelled and cancelling:  # cancelled again: nothing more to do
+        result, invoice, flag = BookingOutcome.IGNORED, None, None
+    else:
+        # After a cancellation, a newer booked or completed event is a rebooking: a new
+        # infusion invoice, whatever became of the last one.
+        invoice = None if booking.cancelled else current_invoice(booking)
+        result, invoice, flag = handler(invoice, data)
+        booking.cancelled = cancelling
     booking.last_event_created = event.created
     booking.last_event_id = event.id
     booking.invoice_id = invoice.id if invoice is not None else booking.invoice_id
     booking.updated_at = utcnow()
+    if flag and invoice is not None:  # where staff look: the invoice's audit trail
+        invoicing.flag_invoice(invoice.id, ACTOR, flag, event_id=event.id)
     return Outcome(event.id, result, booking.invoice_id, flag)
+
+
+def current_invoice(booking: Booking) -> Invoice | None:
+    """The booking's infusion invoice now, whoever made it: the one its events or the API
+    attached, else (made through the API before anything recorded it) the newest live
+    infusion invoice carrying its booking id."""
+    if booking.invoice_id:
+        return invoicing.get_invoice(booking.invoice_id)
+    return db.session.scalar(select(Invoice).where(Invoice.booking_id == booking.id, Invoice.charge == "full",
+                                                   Invoice.status != InvoiceStatus.VOID)
+                             .order_by(Invoice.seq.desc()).limit(1))
 
 
 def _lock_booking(booking_id: str) -> Booking:
@@ -250,9 +336,9 @@ def _issued_flag(invoice: Invoice, what: str) -> str:
             "the invoice was left as it is. Check whether it needs a refund or a correction.")
 
 
-def _new_draft(data: dict[str, Any], *, charge: str = "full") -> Invoice:
+def _new_draft(data: dict[str, Any], *, charge: str = "full", bill_to: dict[str, Any] | None = None) -> Invoice:
     return invoicing.create_invoice(build_request(data), data["patient"], ACTOR, booking_id=data["booking_id"],
-                                    charge=charge)
+                                    charge=charge, bill_to=bill_to)
 
 
 def _booked(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
@@ -271,8 +357,25 @@ def _completed(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
         invoicing.update_draft(invoice.id, _changes(data), ACTOR, action="booking_completed")
     else:
         return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "completed again")
+    too_much = _implausible(invoice, data)
+    if too_much:  # brought up to date, but left for staff to check before it is issued
+        return BookingOutcome.UPDATED, invoice, too_much
     invoicing.finalize_invoice(invoice.id, ACTOR)
     return BookingOutcome.FINALIZED, invoice, None
+
+
+def _implausible(invoice: Invoice, data: dict[str, Any]) -> str | None:
+    """Why the vials reported dispensed look wrong, or None."""
+    if not data.get("vials_dispensed"):
+        return None
+    request = build_request(data)
+    product = price_list_for(request).product(request.product_code)
+    line = next(line for line in invoice.lines if line["category"] == PRODUCT)
+    dose, dispensed = Decimal(line["dose_grams"]), Decimal(line["quantity"])
+    if not implausible_dispensed(product, dose, dispensed):
+        return None
+    return (f"The vials reported dispensed come to {line['quantity']} g for a {line['dose_grams']} g dose, more "
+            "than a whole spare vial: the invoice was left a draft. Check the vials, then finalize it.")
 
 
 def _cancelled(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
@@ -283,8 +386,9 @@ def _cancelled(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
         invoicing.void_invoice(invoice.id, ACTOR, reason="infusion cancelled")
     request = build_request(data)
     if data["product_prepared"] and price_list_for(request).charge_prepared_product:
-        # The vials were opened: the product line alone is invoiced, the service is not.
-        charge = _new_draft(data, charge="product_only")
+        # The vials were opened: the product line alone is invoiced, the service is not,
+        # to whoever was to pay for the infusion.
+        charge = _new_draft(data, charge="product_only", bill_to=invoice.bill_to if invoice is not None else None)
         invoicing.finalize_invoice(charge.id, ACTOR)
         return BookingOutcome.FINALIZED, charge, None
     return (BookingOutcome.VOIDED if voided_now else BookingOutcome.IGNORED), invoice, None

@@ -51,6 +51,14 @@ class VialsDispensedSchema(Schema):
     count = fields.Integer(strict=True, required=True, validate=validate.Range(1, 100))
 
 
+def vials_dispensed_field(**options: Any) -> fields.List:
+    """The vials the pharmacy reports, validated the same on the API and on booking events:
+    1 to 20 entries (catalogue sizes and at most 200 g in all are checked when priced)."""
+    return fields.List(fields.Nested(VialsDispensedSchema), validate=validate.Length(1, 20), metadata={
+        "description": "The vials actually used, 1 to 20 entries of catalogue sizes, at most 200 g in all; "
+                       "overrides the computed choice."}, **options)
+
+
 class PayerSchema(Schema):
     """Who pays, when it isn't the patient: a partner or a third party."""
 

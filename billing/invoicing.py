@@ -360,9 +360,19 @@ def update_draft(invoice_id: str, changes: dict[str, Any], actor: str, *, action
             invoice.patient_address = patient.get("address")
         if "bill_to" in changes:
             invoice.bill_to = changes["bill_to"]
-        if "booking_id" in changes:
+        if changes.get("booking_id", invoice.booking_id) != invoice.booking_id:
+            if invoice.booking_id is not None:
+                raise WrongState(f"Invoice {_label(invoice)} belongs to booking {invoice.booking_id}; "
+                                 "a booking id can't change once set.")
             invoice.booking_id = changes["booking_id"]
     return invoice
+
+
+def flag_invoice(invoice_id: str, actor: str, text: str, **detail: Any) -> None:
+    """Something finance staff must look at, on the invoice and in its audit trail."""
+    with invoice_change(invoice_id, actor, "flagged") as change:
+        change.flag(text)
+        change.note(**detail)
 
 
 # --- status -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -293,7 +294,10 @@ class Booking(db.Model):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_event_created: Mapped[int] = mapped_column(BigInteger, default=0)
     last_event_id: Mapped[str | None] = mapped_column(String(100))
+    # The booking's infusion invoice now: made by its events or through the API with its id.
     invoice_id: Mapped[str | None] = mapped_column(String(32))
+    # The newest event applied was infusion.cancelled: a newer booked/completed is a rebooking.
+    cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

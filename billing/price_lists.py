@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from .errors import NotFound
 from .extensions import db
 from .ids import new_id
+from .clock import today_at_clinic
 from .models import PriceListVersion
-from .pricing import PriceList, price_list_from_document
+from .pricing import PriceList, PriceListInvalid, price_list_from_document
 from .recent import MISSING, Recent
 
 # Versions never change once written, so a parsed one can be kept for the life of the process.
@@ -35,12 +36,19 @@ def parsed(row: PriceListVersion) -> PriceList:
 def create_price_list(document: dict[str, Any], actor: str) -> PriceListVersion:
     """Store a new version after checking every rule; versions number 1, 2, 3… in creation order."""
     price_list_from_document(document)  # raises PriceListInvalid, nothing stored
+    effective_from = date.fromisoformat(document["effective_from"])
+    today = today_at_clinic()
+    if effective_from < today and db.session.scalar(select(PriceListVersion.id).limit(1)) is not None:
+        # Drafts in that range would be silently re-priced; a correction for the past is a credit note.
+        raise PriceListInvalid({"effective_from": [
+            f"A new version can't take effect before today ({today.isoformat()}): drafts already priced "
+            "would change. Correct an issued invoice with a credit note instead."]})
     for _ in range(5):
         version = (db.session.scalar(select(func.max(PriceListVersion.version))) or 0) + 1
         row = PriceListVersion(
             id=new_id("pl"),
             version=version,
-            effective_from=date.fromisoformat(document["effective_from"]),
+            effective_from=effective_from,
             currency=document["currency"],
             document=document,
             created_by=actor,

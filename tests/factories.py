@@ -8,6 +8,15 @@ from typing import Any
 from billing.cli import DEMO_PRICE_LIST
 
 
+def days_ahead(days: int) -> str:
+    """A date `days` after the clinic's today, for price list versions (which may not be backdated)."""
+    from datetime import timedelta
+
+    from billing.clock import today_at_clinic
+
+    return (today_at_clinic() + timedelta(days=days)).isoformat()
+
+
 def price_list_document(**changes: Any) -> dict[str, Any]:
     """The contract's example price list, with top-level fields replaced."""
     document = copy.deepcopy(DEMO_PRICE_LIST)
@@ -28,9 +37,9 @@ def infusion(**changes: Any) -> dict[str, Any]:
 
 
 def invoice_body(**changes: Any) -> dict[str, Any]:
-    """A draft invoice for the contract's example infusion (total 203000)."""
-    body = infusion(patient={"id": "pt_9", "name": "Alex Example", "email": "alex@example.org"},
-                    booking_id="bk_123")
+    """A draft invoice for the contract's example infusion (total 203000), for no booking (a
+    booking has one infusion invoice at a time: pass booking_id to make it a booking's)."""
+    body = infusion(patient={"id": "pt_9", "name": "Alex Example", "email": "alex@example.org"})
     body.update(changes)
     return body
 

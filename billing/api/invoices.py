@@ -8,7 +8,7 @@ from flask import Response, g
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from .. import invoicing, payment_links
+from .. import booking, invoicing, payment_links
 from ..models import Invoice, Payment, Refund
 from ..pdf import invoice_pdf
 from ..payments import public_base_url, stripe_gateway
@@ -79,8 +79,8 @@ class Invoices(MethodView):
     @blp.doc(**IDEMPOTENCY_DOC)
     def post(self, data):
         """A draft invoice for one infusion, priced exactly as a quote."""
-        invoice = invoicing.create_invoice(build_request(data), data["patient"], g.actor,
-                                           booking_id=data["booking_id"], bill_to=data["bill_to"])
+        invoice = booking.create_invoice(build_request(data), data["patient"], g.actor,
+                                         booking_id=data["booking_id"], bill_to=data["bill_to"])
         return one(invoice)
 
 
@@ -96,7 +96,7 @@ class InvoiceById(MethodView):
     def patch(self, changes, invoice_id):
         """Change a draft's inputs; it is re-priced. 409 unless the invoice is a draft."""
         # Back to the JSON form the invoice stores its inputs in; merged under the row lock.
-        return one(invoicing.update_draft(invoice_id, _update_schema.dump(changes), g.actor))
+        return one(booking.update_invoice(invoice_id, _update_schema.dump(changes), g.actor))
 
 
 def _action(name: str, use_case, summary: str) -> None:

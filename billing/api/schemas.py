@@ -8,7 +8,7 @@ from babel.numbers import list_currencies
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..pricing import PRODUCT, SERVICE
-from ..inputs import DoseSchema, OtherItemSchema, PatientSchema, PayerSchema, VialsDispensedSchema
+from ..inputs import DoseSchema, OtherItemSchema, PatientSchema, PayerSchema, vials_dispensed_field
 from ..json_fields import Amount, DecimalString, ISODate
 from ..states import MANUAL_METHODS, InvoiceStatus, PaymentMethod, RefundStatus
 
@@ -106,9 +106,7 @@ def _infusion_fields(required: bool) -> dict[str, fields.Field]:
         "service_date": fields.Date(required=required),
         "other_items": fields.List(fields.Nested(OtherItemSchema), load_default=list,
                                    validate=validate.Length(max=50)),
-        "vials_dispensed": fields.List(fields.Nested(VialsDispensedSchema), load_default=None,
-                                       validate=validate.Length(1, 20),
-                                       metadata={"description": "The vials actually used; overrides the computed choice."}),
+        "vials_dispensed": vials_dispensed_field(load_default=None),
     }
 
 
@@ -208,8 +206,7 @@ class InvoiceUpdateSchema(Schema):
     duration_minutes = fields.Integer(strict=True)
     service_date = fields.Date()
     other_items = fields.List(fields.Nested(OtherItemSchema), validate=validate.Length(max=50))
-    vials_dispensed = fields.List(fields.Nested(VialsDispensedSchema), allow_none=True,
-                                  validate=validate.Length(1, 20))
+    vials_dispensed = vials_dispensed_field(allow_none=True)
     patient = fields.Nested(PatientSchema)
     booking_id = fields.String(allow_none=True, validate=validate.Length(1, 64))
     bill_to = fields.Nested(PayerSchema, allow_none=True)

@@ -16,6 +16,7 @@ from ..models import Invoice
 from ..money_format import show
 from ..payments import stripe_gateway
 from ..payments.checkout import IntentOutdated, intent_for, settle
+from ..payments.gateway import PaymentRefused
 from ..pricing import PRODUCT
 from ..states import InvoiceStatus
 
@@ -85,6 +86,9 @@ def pay(token: str):
         return _message("We can't take card payments right now", error.detail, 503)
     except IntentOutdated:
         return redirect(url_for("pay.pay", token=token))  # the invoice changed meanwhile: show it as it is now
+    except PaymentRefused:
+        return _message("We can't take card payments for this invoice",
+                        "Please contact the clinic to pay this invoice.", 409)
     if intent.status == "succeeded":
         return redirect(url_for("pay.done", token=token, payment_intent=intent.id))
     return _secured(render_template(
@@ -108,7 +112,9 @@ def done(token: str):
             intent = gateway.retrieve_intent(intent_id)
         except Unavailable as error:
             return _message("We're confirming your payment", error.detail, 503)
-        if intent.invoice_id == invoice.id:
+        except PaymentRefused:  # Stripe knows no such PaymentIntent: show the invoice as it is
+            intent = None
+        if intent is not None and intent.invoice_id == invoice.id:
             if intent.status == "succeeded":
                 settle(intent)
                 invoice = payment_links.invoice_for_token(token)

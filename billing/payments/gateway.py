@@ -14,15 +14,18 @@ from typing import Any
 
 import stripe
 
-from ..errors import Unavailable
+from ..errors import DomainProblem, Unavailable
 
 
 class PaymentsUnavailable(Unavailable):
     """Stripe could not be reached or failed on its side; nothing was changed here."""
 
 
-class PaymentRefused(Exception):
-    """Stripe refused the request itself (not a network problem)."""
+class PaymentRefused(DomainProblem):
+    """Stripe refused the request itself (not a network problem): a 402 if it reaches a client."""
+
+    status = 402
+    title = "Payment Required"
 
 
 @dataclass(frozen=True)

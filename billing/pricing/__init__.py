@@ -21,6 +21,7 @@ from .catalogue import (
 from .dose import Dose, dose_grams
 from .errors import (
     CurrencyMismatch,
+    DispensedOutOfRange,
     DoseOutOfRange,
     DurationOutOfRange,
     PriceListInvalid,
@@ -33,7 +34,7 @@ from .money import Money, round_half_up
 from .quote import CourseQuote, InfusionRequest, Line, Quote, price_course, price_infusion
 from .service_fee import service_fee
 from .tax import tax_amount
-from .vials import Dispensed, VialCount, choose_vials, dispensed_vials
+from .vials import Dispensed, VialCount, choose_vials, dispensed_vials, implausible_dispensed
 
 __all__ = [
     "CATEGORIES", "DEFAULT_STATEMENT", "PRODUCT", "SERVICE", "PriceList", "Product",
@@ -42,5 +43,5 @@ __all__ = [
     "PriceListInvalid", "PricingError", "UnknownProduct", "UnknownVialSize", "ExcludedItem",
     "OtherItem", "exclude", "Money", "round_half_up", "CourseQuote", "InfusionRequest", "Line",
     "Quote", "price_course", "price_infusion", "service_fee", "tax_amount", "Dispensed",
-    "VialCount", "choose_vials", "dispensed_vials",
+    "VialCount", "choose_vials", "dispensed_vials", "implausible_dispensed", "DispensedOutOfRange",
 ]

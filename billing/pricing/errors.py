@@ -33,6 +33,10 @@ class UnknownVialSize(PricingError):
     pass
 
 
+class DispensedOutOfRange(PricingError):
+    pass
+
+
 class CurrencyMismatch(PricingError):
     pass
 

@@ -14,7 +14,7 @@ from math import gcd
 
 from .catalogue import Product, Vial
 from .dose import MAX_DOSE_GRAMS
-from .errors import UnknownVialSize
+from .errors import DispensedOutOfRange, UnknownVialSize
 from .money import round_half_up
 
 _HUNDREDTHS = Decimal(100)  # vial sizes have at most two decimal places
@@ -135,4 +135,17 @@ def dispensed_vials(product: Product, reported: list[tuple[Decimal, int]]) -> Di
         counts[vial.grams] = counts.get(vial.grams, 0) + count
     vials = tuple(VialCount(v, counts[v.grams]) for v in product.vials if counts.get(v.grams))
     grams = sum((vc.vial.grams * vc.count for vc in vials), Decimal(0))
+    if not vials:
+        raise DispensedOutOfRange("The vials dispensed can't be an empty list; leave it out to bill the dose.",
+                                  "vials_dispensed")
+    if grams > MAX_DOSE_GRAMS:
+        raise DispensedOutOfRange(f"The vials dispensed come to {grams.normalize():f} g; over "
+                                  f"{MAX_DOSE_GRAMS} g in all is not accepted.", "vials_dispensed")
     return Dispensed(vials, grams, _amount(product, vials, grams))
+
+
+def implausible_dispensed(product: Product, dose: Decimal, dispensed: Decimal) -> bool:
+    """More was dispensed than the dose needs by more than the largest vial: no pharmacy
+    opens a whole spare vial, so it is likely a mistake for staff to check."""
+    largest = max(v.grams for v in product.vials)
+    return dispensed - dose > largest

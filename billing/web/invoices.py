@@ -13,7 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from .. import invoicing, payment_links
+from .. import booking, invoicing, payment_links
 from ..clock import today_at_clinic
 from ..errors import DomainProblem
 from ..money_format import show
@@ -160,10 +160,14 @@ def new_invoice():
                 bill_to = {"name": form.payer_name.data, "email": None, "address": None} if form.payer_name.data else None
                 patient = {"id": form.patient_id.data.strip(), "name": form.patient_name.data.strip(),
                            "email": form.patient_email.data or None, "address": form.patient_address.data or None}
-                invoice = invoicing.create_invoice(build_request(form.infusion()), patient, actor(),
-                                                   booking_id=form.booking_id.data or None, bill_to=bill_to)
-                flash(f"Draft invoice created for {invoice.patient_name}.")
-                return redirect(url_for("web.invoice", invoice_id=invoice.id), code=303)
+                try:
+                    invoice = booking.create_invoice(build_request(form.infusion()), patient, actor(),
+                                                     booking_id=form.booking_id.data or None, bill_to=bill_to)
+                except DomainProblem as error:  # the booking has an invoice already
+                    form.booking_id.errors = [error.detail]
+                else:
+                    flash(f"Draft invoice created for {invoice.patient_name}.")
+                    return redirect(url_for("web.invoice", invoice_id=invoice.id), code=303)
     if request.headers.get("X-Preview"):
         return render_template("_quote.html", quote=quote, form=form)
     failed = request.method == "POST" and request.form.get("action") == "create"

@@ -11,6 +11,7 @@ import pytest
 from billing.access import create_user
 from billing.cli import DEMO_PRICE_LIST
 from billing.price_lists import create_price_list
+from tests.factories import days_ahead
 
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
@@ -46,12 +47,12 @@ def test_a_finance_day_from_price_list_to_csv(page, live_server, artifacts):
 
     # A new price list version, with a mistake first, then fixed.
     page.goto(base + "/price-lists/new")
-    page.get_by_label("Effective from").fill("2026-06-01")
+    page.get_by_label("Effective from").fill(days_ahead(0))  # a later version can't be backdated
     page.get_by_label("Service fee tiers: up to minutes = price (£), one a line").fill("120 = 260.00\n240 = abc")
     page.get_by_role("button", name="Save version").click()
     page.get_by_text("Some fields need attention").wait_for()
     assert page.get_by_text("Enter an amount in pounds, like 250.00.").is_visible()
-    assert page.get_by_label("Effective from").input_value() == "2026-06-01"  # nothing typed is lost
+    assert page.get_by_label("Effective from").input_value() == days_ahead(0)  # nothing typed is lost
     page.get_by_label("Service fee tiers: up to minutes = price (£), one a line").fill("120 = 260.00\n240 = 360.00")
     page.get_by_role("button", name="Save version").click()
     page.get_by_text("Price list version 2 saved").wait_for()
@@ -60,7 +61,7 @@ def test_a_finance_day_from_price_list_to_csv(page, live_server, artifacts):
     page.goto(base + "/price-lists/quote")
     page.get_by_label("Grams per kg").fill("0.4")
     page.get_by_label("Weight (kg)").fill("68.5")
-    page.get_by_label("Service date").fill("2026-12-01")
+    page.get_by_label("Service date").fill(days_ahead(7))
     page.get_by_role("button", name="Quote").click()
     quote = page.locator("#quote-preview")
     quote.get_by_text("Vials: 1 × 20 g, 1 × 10 g; dose 27.4 g; waste 2.6 g").wait_for()
@@ -72,7 +73,7 @@ def test_a_finance_day_from_price_list_to_csv(page, live_server, artifacts):
     page.get_by_label("Patient name").fill("Sam Example")
     page.get_by_label("Grams per kg").fill("0.4")
     page.get_by_label("Weight (kg)").fill("68.5")
-    page.get_by_label("Service date").fill("2026-12-01")
+    page.get_by_label("Service date").fill(days_ahead(7))
     page.locator("#quote-preview").get_by_role("cell", name="£2,040.00").wait_for()  # priced as typed
     page.get_by_role("button", name="Create draft").click()
     page.get_by_text("Draft invoice created for Sam Example.").wait_for()

@@ -9,7 +9,7 @@ import pytest
 
 from billing.webhooks import sign
 from tests.conftest import row_counts
-from tests.factories import BOOKING_SECRET, booking_event, price_list_document
+from tests.factories import BOOKING_SECRET, booking_event, days_ahead, price_list_document
 
 URL = "/api/v1/webhooks/booking"
 
@@ -141,11 +141,11 @@ def test_cancelled_with_prepared_product_invoices_the_product_alone(api, client)
 
 
 def test_prepared_product_is_not_charged_when_the_price_list_says_so(api, client):
-    no_charge = price_list_document(effective_from="2026-11-01", cancellation={"charge_prepared_product": False})
+    no_charge = price_list_document(effective_from=days_ahead(0), cancellation={"charge_prepared_product": False})
     assert api.post("/api/v1/price-lists", json=no_charge).status_code == 201
-    booked = ok(client, booking_event("infusion.booked", event_id="evt_1"))
+    booked = ok(client, booking_event("infusion.booked", event_id="evt_1", service_date=days_ahead(7)))
     cancelled = ok(client, booking_event("infusion.cancelled", event_id="evt_2", created=1764576100,
-                                         product_prepared=True))
+                                         product_prepared=True, service_date=days_ahead(7)))
     assert (cancelled["result"], cancelled["invoice_id"]) == ("voided", booked["invoice_id"])
 
 
@@ -155,7 +155,11 @@ def test_an_event_for_a_paid_invoice_changes_nothing_and_is_flagged(api, client)
     paid = invoice(api, done["invoice_id"])
     later = ok(client, booking_event("infusion.updated", event_id="evt_2", created=1764590000, duration_minutes=400))
     assert later["result"] == "ignored" and "paid" in later["flag"]
-    assert invoice(api, done["invoice_id"]) == paid
+    after = invoice(api, done["invoice_id"])
+    assert after.pop("attention") == later["flag"]  # told where staff look: on the invoice …
+    assert paid.pop("attention") is None and after == paid  # nothing else changed
+    trail = api.get(f"/api/v1/invoices/{done['invoice_id']}/audit").get_json()["data"]
+    assert (trail[-1]["action"], trail[-1]["detail"]["flag"]) == ("flagged", later["flag"])  # … and in its trail
     events = api.get("/api/v1/booking-events?booking_id=bk_123").get_json()["data"]
     assert events[0]["flag"] == later["flag"]
 
@@ -187,7 +191,7 @@ def test_unknown_types_are_acknowledged_and_recorded(api, client):
 
 
 def test_an_unknown_product_is_422_recorded_and_replayable_once_fixed(app, api, client):
-    event = booking_event("infusion.booked", event_id="evt_bad", product_code="IVIG-NEW")
+    event = booking_event("infusion.booked", event_id="evt_bad", product_code="IVIG-NEW", service_date=days_ahead(7))
     response = deliver(client, event)
     assert response.status_code == 422
     body = response.get_json()
@@ -198,7 +202,7 @@ def test_an_unknown_product_is_422_recorded_and_replayable_once_fixed(app, api, 
     assert "IVIG-NEW" in failed[0]["error"]
     assert api.get("/api/v1/invoices").get_json()["data"] == []
     # finance fixes the price list, then replays
-    fixed = price_list_document(effective_from="2026-11-01")
+    fixed = price_list_document(effective_from=days_ahead(0))
     fixed["products"][0]["code"] = "IVIG-NEW"
     assert api.post("/api/v1/price-lists", json=fixed).status_code == 201
     replayed = api.post("/api/v1/booking-events/evt_bad/replay").get_json()
@@ -221,12 +225,12 @@ def test_an_event_without_an_id_is_422(client):
 
 
 def test_a_failed_event_retried_by_the_sender_is_tried_again_and_counted(api, client):
-    event = booking_event("infusion.booked", event_id="evt_retry", product_code="IVIG-LATER")
+    event = booking_event("infusion.booked", event_id="evt_retry", product_code="IVIG-LATER", service_date=days_ahead(7))
     assert deliver(client, event).status_code == 422
     assert deliver(client, event).status_code == 422
     (recorded,) = api.get("/api/v1/booking-events").get_json()["data"]
     assert (recorded["outcome"], recorded["deliveries"]) == ("failed", 2)
-    fixed = price_list_document(effective_from="2026-11-01")
+    fixed = price_list_document(effective_from=days_ahead(0))
     fixed["products"][0]["code"] = "IVIG-LATER"
     api.post("/api/v1/price-lists", json=fixed)
     assert ok(client, event)["result"] == "created"

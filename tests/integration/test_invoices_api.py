@@ -11,7 +11,7 @@ from billing.extensions import db
 from billing.invoicing import today_at_clinic
 from billing.models import InvoiceCounter
 from tests.conftest import row_counts
-from tests.factories import invoice_body, price_list_document
+from tests.factories import days_ahead, invoice_body, price_list_document
 
 YEAR = today_at_clinic().year
 
@@ -39,7 +39,7 @@ def pay(api, invoice, amount, status=201, method="bank_transfer") -> dict:
 
 
 def test_a_draft_is_priced_like_a_quote_with_the_patient_and_payer(api):
-    invoice = create(api, bill_to={"name": "Sam Partner", "email": "sam@example.org"})
+    invoice = create(api, bill_to={"name": "Sam Partner", "email": "sam@example.org"}, booking_id="bk_123")
     assert invoice["id"].startswith("inv_")
     assert (invoice["status"], invoice["number"], invoice["issued_at"]) == ("draft", None, None)
     assert [line["amount"] for line in invoice["lines"]] == [168000, 35000]
@@ -73,7 +73,7 @@ def test_finalize_numbers_dates_and_freezes_the_invoice(api, app):
     # frozen: no edits, no second finalize, and a new price list changes nothing
     assert api.patch(f"/api/v1/invoices/{invoice['id']}", json={"duration_minutes": 60}).status_code == 409
     act(api, invoice, "finalize", 409)
-    cheaper = price_list_document(effective_from="2026-06-01")
+    cheaper = price_list_document(effective_from=days_ahead(0))
     cheaper["infusion_service"]["tiers"] = [{"up_to_minutes": 240, "amount": 1000}]
     assert api.post("/api/v1/price-lists", json=cheaper).status_code == 201
     assert api.get(f"/api/v1/invoices/{invoice['id']}").get_json()["total"] == 203000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import row_counts
-from tests.factories import infusion, price_list_document
+from tests.factories import days_ahead, infusion, price_list_document
 
 
 def create(api, **changes):
@@ -25,7 +25,7 @@ def test_a_created_version_comes_back_as_sent_with_id_and_version(api):
 
 
 def test_versions_number_in_order_of_creation_and_list_newest_first(api):
-    ids = [create(api, effective_from=f"2026-0{m}-01")["id"] for m in (1, 2, 3)]
+    ids = [create(api, effective_from=date)["id"] for date in ("2026-01-01", days_ahead(1), days_ahead(2))]
     page = api.get("/api/v1/price-lists?limit=2").get_json()
     assert [p["version"] for p in page["data"]] == [3, 2] and page["has_more"] is True
     rest = api.get(f"/api/v1/price-lists?limit=2&starting_after={ids[1]}").get_json()
@@ -40,17 +40,28 @@ def test_versions_cannot_be_changed(api):
 
 def test_current_is_the_version_in_effect_on_the_date(api):
     v1 = create(api, effective_from="2026-01-01")
-    v2 = create(api, effective_from="2027-01-01")
-    assert api.get("/api/v1/price-lists/current?date=2026-12-31").get_json()["id"] == v1["id"]
-    assert api.get("/api/v1/price-lists/current?date=2027-01-01").get_json()["id"] == v2["id"]
+    v2 = create(api, effective_from=days_ahead(40))
+    assert api.get(f"/api/v1/price-lists/current?date={days_ahead(39)}").get_json()["id"] == v1["id"]
+    assert api.get(f"/api/v1/price-lists/current?date={days_ahead(40)}").get_json()["id"] == v2["id"]
     missing = api.get("/api/v1/price-lists/current?date=2025-06-01")
     assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
 
 
 def test_a_later_version_for_the_same_date_supersedes(api):
     create(api, effective_from="2026-01-01")
-    fix = create(api, effective_from="2026-01-01")
-    assert api.get("/api/v1/price-lists/current?date=2026-03-01").get_json()["id"] == fix["id"]
+    create(api, effective_from=days_ahead(10))
+    fix = create(api, effective_from=days_ahead(10))
+    assert api.get(f"/api/v1/price-lists/current?date={days_ahead(11)}").get_json()["id"] == fix["id"]
+
+
+def test_a_later_version_cant_take_effect_before_today(app, api):
+    create(api, effective_from="2026-01-01")
+    before = row_counts(app)
+    response = api.post("/api/v1/price-lists", json=price_list_document(effective_from=days_ahead(-1)))
+    assert response.status_code == 422 and "effective_from" in response.get_json()["errors"]
+    assert "credit note" in response.get_json()["errors"]["effective_from"][0]
+    assert row_counts(app) == before
+    assert api.post("/api/v1/price-lists", json=price_list_document(effective_from=days_ahead(0))).status_code == 201
 
 
 def test_an_unknown_id_is_404(api):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import row_counts
-from tests.factories import infusion, price_list_document
+from tests.factories import days_ahead, infusion, price_list_document
 
 
 @pytest.fixture
@@ -68,10 +68,10 @@ def test_vials_reported_as_dispensed_override_the_choice(api, price_list):
 
 
 def test_a_course_uses_the_price_list_of_each_date(api, price_list):
-    newer = price_list_document(effective_from="2027-01-01")
+    newer = price_list_document(effective_from=days_ahead(60))
     newer["infusion_service"] = {"tiers": [{"up_to_minutes": 240, "amount": 40000}], "extra_per_30_minutes": None}
     assert api.post("/api/v1/price-lists", json=newer).status_code == 201
-    body = quote(api, {"course": [infusion(), infusion(service_date="2027-01-05")]})
+    body = quote(api, {"course": [infusion(), infusion(service_date=days_ahead(64))]})
     assert [q["total"] for q in body["infusions"]] == [203000, 208000]
     assert [q["price_list"]["version"] for q in body["infusions"]] == [1, 2]
     assert (body["subtotal"], body["tax"], body["total"]) == (411000, 0, 411000)
