@@ -68,6 +68,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="docs",
         # Served from the flask-swagger-ui package, not a CDN the clinic's network may block.
         OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
+        # Bodies over 1 MiB are refused (413) before they are read; nothing here needs more.
+        MAX_CONTENT_LENGTH=1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=not os.environ.get("BILLING_INSECURE_COOKIES"),
@@ -88,6 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .payments import tasks  # noqa: F401  (the outbox's Stripe handlers)
     from .api import register_api
     from .api.problems import register_error_handlers
+    from .outage import register_outage_handlers
     from .cli import billing_cli
     from .extensions import csrf, db, login_manager, migrate
     from .health import bp as health_bp
@@ -102,6 +105,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     register_api(app)
     register_error_handlers(app)
+    register_outage_handlers(app)
     init_request_log(app)
     app.register_blueprint(health_bp)
     app.register_blueprint(pay_bp)

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import invoicing, payment_links
-from .inputs import DoseSchema, OtherItemSchema, PatientSchema, flatten_errors, vials_dispensed_field
+from .inputs import DoseSchema, OtherItemSchema, PatientSchema, flatten_errors, one_line, vials_dispensed_field
 from .errors import DomainProblem, Invalid, NotFound, WrongState
 from .extensions import db
 from .models import Booking, BookingEvent, Invoice, utcnow
@@ -53,7 +53,7 @@ class EnvelopeSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # senders add fields; we take what we know
 
-    id = fields.String(required=True, validate=validate.Length(1, 100))
+    id = fields.String(required=True, validate=one_line(100))
     type = fields.String(required=True, validate=validate.Length(1, 64))
     created = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**11))
     data = fields.Dict(load_default=dict)
@@ -63,7 +63,7 @@ class BookingSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    booking_id = fields.String(required=True, validate=validate.Length(1, 64))
+    booking_id = fields.String(required=True, validate=one_line(64))
     patient = fields.Nested(PatientSchema, required=True)
     product_code = fields.String(required=True, validate=validate.Length(1, 64))
     dose = fields.Nested(DoseSchema, required=True)

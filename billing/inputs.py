@@ -3,9 +3,10 @@ infusion and the people on an invoice, and how their validation messages are rep
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from .json_fields import DecimalString
 
@@ -30,6 +31,23 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+# Line breaks, tabs and the bidirectional overrides that can make a name read backwards
+# (U+202A-U+202E, U+2066-U+2069) have no place in a name, an id or a reference.
+_NOT_ONE_LINE = re.compile("[\t\n\r\u202a-\u202e\u2066-\u2069]")
+
+
+def _on_one_line(value: str) -> None:
+    if _NOT_ONE_LINE.search(value):
+        raise ValidationError("Must be one line of plain text: no line breaks, tabs or direction overrides.")
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+def one_line(max_length: int) -> validate.Validator:
+    """A short text on one line: 1 to `max_length` characters, not blank."""
+    return validate.And(validate.Length(1, max_length), _on_one_line)
+
+
 class DoseSchema(Schema):
     grams = DecimalString()
     grams_per_kg = DecimalString()
@@ -37,8 +55,8 @@ class DoseSchema(Schema):
 
 
 class OtherItemSchema(Schema):
-    code = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
-    description = fields.String(required=True, validate=validate.Length(1, 500))
+    code = fields.String(allow_none=True, load_default=None, validate=one_line(64))
+    description = fields.String(required=True, validate=one_line(500))
     category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
     recipient = fields.String(
         data_key="for", attribute="for", load_default="patient", validate=validate.OneOf(["patient", "partner"]),
@@ -62,10 +80,10 @@ def vials_dispensed_field(**options: Any) -> fields.List:
 class PayerSchema(Schema):
     """Who pays, when it isn't the patient: a partner or a third party."""
 
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(required=True, validate=one_line(200))
     email = fields.Email(allow_none=True, load_default=None)
     address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
 
 
 class PatientSchema(PayerSchema):
-    id = fields.String(required=True, validate=validate.Length(1, 64), metadata={"example": "pt_9"})
+    id = fields.String(required=True, validate=one_line(64), metadata={"example": "pt_9"})

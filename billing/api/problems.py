@@ -132,8 +132,20 @@ def log_unexpected(error: BaseException) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     from ..pricing import PricingError, PriceListInvalid
+    from ..request_guard import BadJson, guard_json_body, refuse_large_bodies
 
+    # In this order: the size from the headers alone, then what reading the body may find.
+    app.before_request(refuse_large_bodies)
     app.before_request(refuse_nul_characters)
+    app.before_request(guard_json_body)
+
+    @app.errorhandler(BadJson)
+    def _bad_json(error: BadJson):
+        title = "Bad Request" if error.status == 400 else "Unprocessable Content"
+        if not wants_problem_json():
+            return html_error(error.status, title, error.detail), error.status
+        return problem(error.status, title, error.detail, errors=error.errors,
+                       slug="json-too-deep" if error.status == 400 else "characters-not-allowed")
 
     @app.errorhandler(PriceListInvalid)
     def _price_list_invalid(error: PriceListInvalid):

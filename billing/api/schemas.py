@@ -8,7 +8,7 @@ from babel.numbers import list_currencies
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..pricing import PRODUCT, SERVICE
-from ..inputs import DoseSchema, OtherItemSchema, PatientSchema, PayerSchema, vials_dispensed_field
+from ..inputs import DoseSchema, OtherItemSchema, PatientSchema, PayerSchema, one_line, vials_dispensed_field
 from ..json_fields import Amount, DecimalString, ISODate
 from ..states import MANUAL_METHODS, InvoiceStatus, PaymentMethod, RefundStatus
 
@@ -191,7 +191,7 @@ class CourseQuoteSchema(Schema):
 
 _invoice_extras = {
     "patient": fields.Nested(PatientSchema, required=True),
-    "booking_id": fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64)),
+    "booking_id": fields.String(allow_none=True, load_default=None, validate=one_line(64)),
     "bill_to": fields.Nested(PayerSchema, allow_none=True, load_default=None),
 }
 
@@ -208,7 +208,7 @@ class InvoiceUpdateSchema(Schema):
     other_items = fields.List(fields.Nested(OtherItemSchema), validate=validate.Length(max=50))
     vials_dispensed = vials_dispensed_field(allow_none=True)
     patient = fields.Nested(PatientSchema)
-    booking_id = fields.String(allow_none=True, validate=validate.Length(1, 64))
+    booking_id = fields.String(allow_none=True, validate=one_line(64))
     bill_to = fields.Nested(PayerSchema, allow_none=True)
 
 
@@ -221,7 +221,7 @@ class InvoiceListQuerySchema(PaginationSchema):
 class PaymentCreateSchema(Schema):
     amount = Amount(required=True)
     method = fields.String(required=True, validate=validate.OneOf(list(MANUAL_METHODS)))
-    reference = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    reference = fields.String(allow_none=True, load_default=None, validate=one_line(200))
     received_on = fields.Date(load_default=None, metadata={"description": "Defaults to today."})
 
 

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from .. import booking
 from ..payments import payment_base_url, stripe_events
+from ..request_guard import check_json
 from ..webhooks import SignatureError, verify
 from .problems import problem
 
@@ -41,7 +42,7 @@ class BookingWebhook(MethodView):
         except SignatureError as error:
             log.info("booking webhook refused", extra={"fields": {"reason": str(error)}})
             return problem(401, "Unauthorized", str(error), slug="bad-signature")
-        payload = request.get_json(silent=True)
+        payload = check_json(raw)  # depth and characters, now that the sender is known
         if payload is None:
             return problem(400, "Bad Request", "The request body is not valid JSON.")
         try:

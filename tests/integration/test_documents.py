@@ -17,6 +17,13 @@ from tests.unit.pricing.catalogues import contract_price_list
 
 PRICE_LIST = contract_price_list(tax={"infusion_service": {"rate": "17.5", "label": "VAT"}})
 
+def one_line_text(max_size: int):
+    """Text the inputs accept: one line, not blank, no control or direction-override characters."""
+    overrides = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    return st.text(st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=max_size).filter(
+        lambda t: t.strip() and not overrides & set(t))
+
+
 requests = st.builds(
     InfusionRequest,
     product_code=st.sampled_from(["IVIG10-5-10-20", "IVIG10-PER-GRAM"]),
@@ -27,8 +34,8 @@ requests = st.builds(
     ),
     duration_minutes=st.integers(min_value=1, max_value=720),
     service_date=st.just(date(2026, 12, 1)),
-    other_items=st.lists(st.builds(OtherItem, description=st.text(min_size=1, max_size=20),
-                                   code=st.none() | st.text(max_size=5),
+    other_items=st.lists(st.builds(OtherItem, description=one_line_text(20),
+                                   code=st.none() | one_line_text(5),
                                    category=st.sampled_from([None, "fertility_treatment"]),
                                    recipient=st.sampled_from(["patient", "partner"])),
                          max_size=2).map(tuple),

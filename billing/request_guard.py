@@ -1,0 +1,75 @@
+"""Limits every request meets before a view reads it: the body's size, and a JSON body's depth
+and characters. Each refusal is a clear 400/413/422 problem (an HTML page off the API), never
+a 500 from a RecursionError or an encoding error deep inside.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+
+# Never meaningful in any text we take: C0 controls but tab, newline and carriage return; DEL;
+# C1 controls; lone surrogates (they can't be encoded, so they can't be stored or logged).
+_BAD_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class BadJson(Exception):
+    def __init__(self, status: int, detail: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.errors = status, detail, errors
+
+
+def refuse_large_bodies() -> None:
+    """413 from the Content-Length header alone, before a byte of the body is read (a body
+    sent without one is cut off by MAX_CONTENT_LENGTH as it is read)."""
+    length = request.content_length
+    if length is not None and length > current_app.config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge(f"The request body is over {current_app.config['MAX_CONTENT_LENGTH']} bytes.")
+
+
+def check_json(raw: bytes) -> Any:
+    """The parsed body, or BadJson: 400 for what isn't JSON or nests deeper than 32 levels,
+    422 (by field) for a text with a character that isn't allowed."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise BadJson(400, f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.") from None
+    except (ValueError, UnicodeDecodeError):
+        return None  # the view's own parser says what is wrong with it
+    errors: dict[str, list[str]] = {}
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise BadJson(400, f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                child_path = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and _BAD_CHARACTER.search(key):
+                    errors[child_path] = ["This name contains a character that is not allowed."]
+                stack.append((child, child_path, depth + 1))
+        elif isinstance(item, str) and _BAD_CHARACTER.search(item):
+            errors[path or "_schema"] = ["Contains a control character or an unpaired surrogate, which is not allowed."]
+    if errors:
+        raise BadJson(422, "Some text contains characters that are not allowed; see errors.", errors)
+    return value
+
+
+def guard_json_body() -> None:
+    """Every JSON body but the webhooks', whose signature is checked first (the booking
+    webhook's view calls check_json itself after that; Stripe's events come signed by Stripe)."""
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        return
+    if request.path.startswith("/api/v1/webhooks/"):
+        return
+    raw = request.get_data(cache=True)
+    if raw:
+        check_json(raw)
