@@ -121,6 +121,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @login_manager.user_loader
     def _load_user(user_id: str):
-        return db.session.get(models.User, user_id)
+        # Only a live server-side session signs anyone in (billing/staff_sessions.py).
+        from flask import session
+
+        from .staff_sessions import resume
+
+        return resume(session.get("staff_session"), user_id)
 
     return app

@@ -97,6 +97,21 @@ def create_user(email: str, role: str, password: str) -> User:
     return user
 
 
+def set_password(email: str, password: str) -> User:
+    """A new password; every session of the user ends (they sign in again with it)."""
+    from .staff_sessions import end_all
+
+    if len(password) < 10:
+        raise AccessError("A password needs at least 10 characters.")
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise AccessError(f"No user {email}.")
+    user.password_hash = _hasher.hash(password)
+    end_all(user.id)
+    db.session.commit()
+    return user
+
+
 def authenticate_user(email: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None or not user.active:

@@ -53,6 +53,18 @@ def create_user(email: str, role: str, password: str) -> None:
     click.echo(f"Created {user.role} {user.email} ({user.id}).")
 
 
+@billing_cli.command("set-password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def set_password(email: str, password: str) -> None:
+    """Give a member of staff a new password; their sessions end at once."""
+    try:
+        user = access.set_password(email, password)
+    except access.AccessError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"New password set for {user.email}; their sessions have ended.")
+
+
 @billing_cli.command("create-api-key")
 @click.argument("name")
 def create_api_key(name: str) -> None:
@@ -199,10 +211,13 @@ def purge(idempotency_days: int) -> None:
 
     from sqlalchemy import delete
 
-    from .models import IdempotencyKey, LoginFailure, utcnow
+    from .models import IdempotencyKey, StaffSession, utcnow
+    from .staff_sessions import purge_attempts
 
     keys = db.session.execute(delete(IdempotencyKey).where(
         IdempotencyKey.created_at < utcnow() - timedelta(days=idempotency_days))).rowcount
-    failures = db.session.execute(delete(LoginFailure).where(LoginFailure.at < utcnow() - timedelta(hours=1))).rowcount
+    sessions = db.session.execute(delete(StaffSession).where(StaffSession.created_at < utcnow() - timedelta(days=30))
+                                  ).rowcount
     db.session.commit()
-    click.echo(f"Deleted {keys} idempotency keys and {failures} old sign-in failures.")
+    failures = purge_attempts(utcnow() - timedelta(hours=1))
+    click.echo(f"Deleted {keys} idempotency keys, {sessions} old staff sessions and {failures} old sign-in counts.")

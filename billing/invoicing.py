@@ -451,10 +451,17 @@ def record_payment(invoice_id: str, amount: int, method: str, actor: str, *,
         raise Invalid(f"Method must be one of {', '.join(MANUAL_METHODS)}.", field="method")
     if amount <= 0:
         raise Invalid("A payment must be more than 0.", field="amount")
+    today = today_at_clinic()
+    if received_on is not None and received_on > today + timedelta(days=1):
+        raise Invalid("A payment can't be received later than tomorrow.", field="received_on")
     with invoice_change(invoice_id, actor, "payment_recorded") as change:
         invoice = change.invoice
         if invoice.status not in TAKES_PAYMENT:
             raise WrongState(f"Invoice {_label(invoice)} is {invoice.status}; payments go on open invoices.")
+        earliest = invoice.created_at.astimezone(CLINIC_TIME).date() - timedelta(days=365)
+        if received_on is not None and received_on < earliest:
+            raise Invalid(f"A payment can't be received before {earliest.isoformat()}, a year before the invoice "
+                          "was made.", field="received_on")
         if amount > invoice.amount_due:
             raise Overpayment(f"{amount} is more than the {invoice.amount_due} due.", field="amount")
         _add_payment(change, amount, method, reference=reference, received_on=received_on)

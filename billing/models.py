@@ -331,16 +331,29 @@ class StripeEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class LoginFailure(db.Model):
-    """A wrong password, kept a short while so sign-in attempts can be rate-limited across
-    every worker (a per-process counter would let each worker allow its own five)."""
+class SignInAttempts(db.Model):
+    """Sign-in attempts per key (an account, or an address) in the current minute, counted
+    with one atomic upsert, so parallel guesses can't all slip under the limit."""
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    __tablename__ = "sign_in_attempts"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class StaffSession(db.Model):
+    """A signed-in member of staff. The cookie carries only a random id (its SHA-256 is kept
+    here), so signing out, deactivation, or a password or role change ends it at once."""
+
+    __tablename__ = "staff_sessions"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(300))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutboxMessage(db.Model):

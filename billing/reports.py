@@ -9,6 +9,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Iterable, Iterator
 
 from sqlalchemy import case, func, select
@@ -135,11 +136,21 @@ def aged_debt() -> AgedDebt:
 
 # --- CSV for the accounting package -------------------------------------------------------------
 
-def _pounds(amount: int, currency: str) -> str:
-    return f"{major(amount, currency):.2f}"
+def _pounds(amount: int, currency: str) -> Decimal:
+    return major(amount, currency)  # a number: written as "1234.50", never neutralised
 
 
-def _csv(header: list[str], rows: Iterable[list[str]]) -> Iterator[str]:
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: object) -> object:
+    """A text cell a spreadsheet would run as a formula gets a leading ' (OWASP's rule)."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+        return "'" + cell
+    return cell
+
+
+def _csv(header: list[str], rows: Iterable[list[object]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
@@ -147,7 +158,7 @@ def _csv(header: list[str], rows: Iterable[list[str]]) -> Iterator[str]:
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(row)
+        writer.writerow([neutralise(cell) for cell in row])
         yield buffer.getvalue()
 
 

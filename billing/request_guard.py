@@ -27,11 +27,15 @@ class BadJson(Exception):
 
 
 def refuse_large_bodies() -> None:
-    """413 from the Content-Length header alone, before a byte of the body is read (a body
-    sent without one is cut off by MAX_CONTENT_LENGTH as it is read)."""
+    """413 from the Content-Length header alone, before a byte of the body is read. A body
+    sent without one (chunked) is read at most to the limit — werkzeug stops there quietly,
+    so reaching it means there was more — and refused too."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
     length = request.content_length
-    if length is not None and length > current_app.config["MAX_CONTENT_LENGTH"]:
-        raise RequestEntityTooLarge(f"The request body is over {current_app.config['MAX_CONTENT_LENGTH']} bytes.")
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge(f"The request body is over {limit} bytes.")
+    if length is None and request.environ.get("wsgi.input_terminated") and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge(f"The request body is over {limit} bytes.")
 
 
 def check_json(raw: bytes) -> Any:

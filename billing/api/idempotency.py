@@ -9,6 +9,7 @@ for the first to finish, then replays it. Errors are not stored: a retry runs ag
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from functools import wraps
 from typing import Any, Callable
@@ -24,10 +25,17 @@ _WAIT_FOR_FIRST_SECONDS = 5.0
 
 
 def _digest() -> str:
+    """The request's fingerprint: method, path and body — a JSON body in canonical form, so
+    the same fields in another order or spacing are the same request."""
     h = hashlib.sha256()
     h.update(request.method.encode())
     h.update(b"\0" + request.path.encode() + b"\0")
-    h.update(request.get_data(cache=True))
+    raw = request.get_data(cache=True)
+    try:
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except ValueError:
+        body = raw  # not JSON (or empty): the bytes themselves
+    h.update(body)
     return h.hexdigest()
 
 

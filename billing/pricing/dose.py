@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from .errors import DoseOutOfRange
 
+MIN_DOSE_GRAMS = Decimal("0.01")  # less is a typo or a unit mix-up, never a prescription
 MAX_DOSE_GRAMS = Decimal(200)
 MAX_GRAMS_PER_KG = Decimal(2)
 MAX_WEIGHT_KG = Decimal(300)
@@ -27,6 +28,8 @@ def dose_grams(dose: Dose) -> Decimal:
         grams = dose.grams
         if grams <= 0:
             raise DoseOutOfRange("The dose must be more than 0 g.", "dose.grams")
+        if grams < MIN_DOSE_GRAMS:
+            raise DoseOutOfRange(f"A dose under {MIN_DOSE_GRAMS} g is not accepted.", "dose.grams")
         if grams > MAX_DOSE_GRAMS:
             raise DoseOutOfRange(f"A dose over {MAX_DOSE_GRAMS} g is not accepted.", "dose.grams")
         return grams
@@ -41,6 +44,8 @@ def dose_grams(dose: Dose) -> Decimal:
     if dose.weight_kg > MAX_WEIGHT_KG:
         raise DoseOutOfRange(f"A weight over {MAX_WEIGHT_KG} kg is not accepted.", "dose.weight_kg")
     grams = dose.grams_per_kg * dose.weight_kg  # exact: Decimal multiplication of finite decimals
+    if grams < MIN_DOSE_GRAMS:
+        raise DoseOutOfRange(f"{grams.normalize():f} g is under the {MIN_DOSE_GRAMS} g a dose must reach.", "dose")
     if grams > MAX_DOSE_GRAMS:
         raise DoseOutOfRange(
             f"{grams.normalize():f} g is over the {MAX_DOSE_GRAMS} g limit for one infusion.", "dose"

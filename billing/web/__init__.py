@@ -6,7 +6,8 @@ also edits price lists, users and API keys.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from functools import wraps
 from typing import Any, Callable
 
@@ -17,6 +18,26 @@ from wtforms.fields.choices import SelectChoice
 bp = Blueprint("web", __name__, template_folder="../templates/web")
 
 RANKS = {"viewer": 0, "finance": 1, "admin": 2}
+
+
+# Staff pages: own scripts and styles only, never framed (a confirmation page can't be
+# clickjacked), never sniffed, and — they show patient data — never cached.
+STAFF_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+@bp.after_app_request
+def _staff_page_headers(response):
+    from flask import request
+
+    if request.path.startswith(("/api/", "/pay/")) or request.path == "/healthz":
+        return response  # the API answers JSON; the pay pages set their own (Stripe.js) policy
+    response.headers.setdefault("Content-Security-Policy", STAFF_CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype in ("text/html", "text/csv", "application/pdf"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def can(role: str) -> bool:
@@ -40,16 +61,20 @@ def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
+_AMOUNT = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?")
+MAX_FORM_AMOUNT = 10_000_000_00  # £10 million: no single payment or refund here comes near it
+
+
 def pence(text: str | None) -> int:
-    """"1,234.50" or "£1234.5" → 123450. Raises ValueError for anything else (no rounding)."""
-    cleaned = (text or "").strip().replace(",", "").replace("£", "")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError("Enter an amount in pounds, like 250.00.") from None
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
-        raise ValueError("Enter pounds and pence, at most two decimal places.")
-    return int(value * 100)
+    """"1234.56" or "1,234.56" → 123456; anything looser ("£1,2,3", "1e-2", "12.345") is a
+    ValueError with a message for the form."""
+    cleaned = (text or "").strip()
+    if not _AMOUNT.fullmatch(cleaned):
+        raise ValueError("Enter an amount in pounds, like 1234.56 or 1,234.56.")
+    value = int(Decimal(cleaned.replace(",", "")) * 100)
+    if value > MAX_FORM_AMOUNT:
+        raise ValueError("That is more than any payment here can be.")
+    return value
 
 
 def pounds(amount: int | None) -> str:

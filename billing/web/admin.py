@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Length
 from .. import access
 from ..extensions import db
 from ..models import ApiKey, User
+from ..staff_sessions import end_all
 from . import bp, choices, requires
 from .invoices import ConfirmForm
 
@@ -66,7 +67,9 @@ def change_role(user_id: str):
         if user.id == current_user.id and form.role.data != "admin":
             flash("You can't take away your own admin role.", "error")
         else:
-            user.role = form.role.data
+            if user.role != form.role.data:
+                user.role = form.role.data
+                end_all(user.id)  # signed in again, with the new role's rights
             db.session.commit()
             flash(f"{user.email} is now {user.role}.")
     return redirect(url_for("web.users"), code=303)
@@ -81,6 +84,8 @@ def toggle_active(user_id: str):
             flash("You can't deactivate yourself.", "error")
         else:
             user.active = not user.active
+            if not user.active:
+                end_all(user.id)  # out at once, on every device
             db.session.commit()
             flash(f"{user.email} is now {'active' if user.active else 'deactivated'}.")
     return redirect(url_for("web.users"), code=303)

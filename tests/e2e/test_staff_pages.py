@@ -51,7 +51,7 @@ def test_a_finance_day_from_price_list_to_csv(page, live_server, artifacts):
     page.get_by_label("Service fee tiers: up to minutes = price (£), one a line").fill("120 = 260.00\n240 = abc")
     page.get_by_role("button", name="Save version").click()
     page.get_by_text("Some fields need attention").wait_for()
-    assert page.get_by_text("Enter an amount in pounds, like 250.00.").is_visible()
+    assert page.get_by_text("Enter an amount in pounds, like 1234.56 or 1,234.56.").is_visible()
     assert page.get_by_label("Effective from").input_value() == days_ahead(0)  # nothing typed is lost
     page.get_by_label("Service fee tiers: up to minutes = price (£), one a line").fill("120 = 260.00\n240 = 360.00")
     page.get_by_role("button", name="Save version").click()

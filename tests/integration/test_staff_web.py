@@ -11,7 +11,7 @@ import pytest
 
 from billing.access import create_user
 from tests.conftest import row_counts
-from tests.factories import invoice_body, open_invoice, price_list_document
+from tests.factories import days_ahead, invoice_body, open_invoice, price_list_document
 
 PASSWORD = "correct horse battery"
 
@@ -51,7 +51,7 @@ def test_a_post_without_a_csrf_token_is_400_and_changes_nothing(app, client, api
     assert sign_in(client, "finance").status_code == 302
     before = row_counts(app)
     response = client.post(f"/invoices/{invoice['id']}/payment", data={"amount": "100.00", "method": "cash",
-                                                                       "received_on": "2026-12-02"})
+                                                                       "received_on": days_ahead(0)})
     assert response.status_code == 400
     assert response.mimetype == "text/html"
     assert row_counts(app) == before
@@ -64,7 +64,7 @@ def test_roles_limit_what_each_person_can_do(app, client, api, users):
     page = client.get(f"/invoices/{invoice['id']}")
     assert page.status_code == 200 and b"Record payment" not in page.get_data()
     forbidden = client.post(f"/invoices/{invoice['id']}/payment", data={
-        "csrf_token": token(page), "amount": "100.00", "method": "cash", "received_on": "2026-12-02"})
+        "csrf_token": token(page), "amount": "100.00", "method": "cash", "received_on": days_ahead(0)})
     assert forbidden.status_code == 403 and b"Forbidden" in forbidden.get_data()
     assert client.get("/admin/users").status_code == 403
     client.post("/logout", data={"csrf_token": token(page)})
@@ -76,7 +76,7 @@ def test_roles_limit_what_each_person_can_do(app, client, api, users):
 def test_the_csv_totals_equal_the_apis_totals(app, client, api, users):
     api.post("/api/v1/price-lists", json=price_list_document())
     ids = [open_invoice(api, duration_minutes=minutes)["id"] for minutes in (60, 180, 300)]
-    api.post(f"/api/v1/invoices/{ids[0]}/payments", json={"amount": 5000, "method": "cash", "received_on": "2026-12-03"})
+    api.post(f"/api/v1/invoices/{ids[0]}/payments", json={"amount": 5000, "method": "cash", "received_on": days_ahead(-2)})
     api.post(f"/api/v1/invoices/{ids[1]}/void")
     api.post("/api/v1/invoices", json=invoice_body())  # a draft: not in the books
     sign_in(client, "viewer")
@@ -90,7 +90,7 @@ def test_the_csv_totals_equal_the_apis_totals(app, client, api, users):
     assert csv_total == api_total == Decimal("6090.00")
     assert all(re.fullmatch(r"\d+\.\d\d", r["total"]) and re.fullmatch(r"\d{4}-\d\d-\d\d", r["invoice_date"]) for r in rows)
     payments = list(csv.DictReader(io.StringIO(client.get("/reports/payments.csv").get_data(as_text=True))))
-    assert [(p["amount"], p["received_on"], p["method"]) for p in payments] == [("50.00", "2026-12-03", "cash")]
+    assert [(p["amount"], p["received_on"], p["method"]) for p in payments] == [("50.00", days_ahead(-2), "cash")]
 
 
 def test_behind_a_proxy_sign_in_limits_count_per_client_address(monkeypatch, tmp_path):
