@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from .extensions import db
 from .ids import new_id
 from .models import OutboxMessage, utcnow
+from .outage import discard_session
 from .states import OutboxStatus
 
 log = logging.getLogger("billing.outbox")
@@ -106,7 +107,7 @@ def deliver(message: Claimed) -> bool:
             raise LookupError(f"no handler for {message.topic}")
         handler(message.payload)
     except Exception as exc:  # any failure is recorded and retried; the worker carries on
-        db.session.rollback()
+        discard_session()  # a rollback on a connection that died can itself raise
         error = f"{type(exc).__name__}: {exc}"[:1000]
     _record(message, error)
     log.info("outbox delivery", extra={"fields": {"message_id": message.id, "topic": message.topic,
@@ -149,8 +150,7 @@ def run_worker(stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
         try:
             tried = deliver_due(limit=50)
         except Exception as exc:  # the database went away: wait and carry on, no restart needed
-            db.session.rollback()
-            db.session.remove()
+            discard_session()
             log.warning("outbox worker: %s", type(exc).__name__)
             tried = 0
         if not tried:
