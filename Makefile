@@ -9,14 +9,17 @@ FLASK := $(BIN)/flask --app wsgi
 
 venv: $(VENV)/.installed
 
+# One line per step. pip's -qq keeps its errors and drops its warnings (a pip configuration
+# naming an index folder that doesn't exist warns once per package).
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+	@echo "== installing the Python packages into $(VENV) (pip)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -qq --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
 
 ## run: localstripe, a migrated SQLite database under instance/ with demo data, the service on 127.0.0.1:$(PORT)
 run: venv
-	PORT=$(PORT) devtools/run.sh
+	@PORT=$(PORT) devtools/run.sh
 
 ## test: the whole suite on SQLite, then again on TEST_DATABASE_URL when it is set
 test: venv
@@ -29,7 +32,8 @@ test: venv
 
 ## bench: the speed figures, printed (see bench/README.md)
 bench: venv
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	@command -v wrk >/dev/null || (echo "== installing wrk (apt)" && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python -m bench
 
 clean:

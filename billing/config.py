@@ -69,6 +69,25 @@ def _seconds_list(environ: Mapping[str, str], name: str, default: tuple[int, ...
     return values
 
 
+# Debian's fonts-noto-cjk: the CJK face PDFs use when PDF_CJK_FONT is not set and it is installed.
+DEBIAN_CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+_FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
+
+
+def _cjk_font(environ: Mapping[str, str]) -> str | None:
+    """PDF_CJK_FONT: a font file (`….ttc#2` picks a face of a collection; the first by default)."""
+    raw = (environ.get("PDF_CJK_FONT") or "").strip()
+    if not raw:
+        return DEBIAN_CJK_FONT if os.path.isfile(DEBIAN_CJK_FONT) else None
+    path, _, number = raw.partition("#")
+    if not path.lower().endswith(_FONT_SUFFIXES) or (number and not number.isdigit()):
+        raise ConfigError("PDF_CJK_FONT must be a .ttf, .otf, .ttc or .otc file, optionally with #N for a face "
+                          "of a collection")
+    if not os.path.isfile(path):
+        raise ConfigError(f"PDF_CJK_FONT names no file: {path}")
+    return raw
+
+
 def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
     instance.mkdir(parents=True, exist_ok=True)
     return {
@@ -92,4 +111,6 @@ def load_settings(environ: Mapping[str, str], instance: Path) -> dict[str, Any]:
         "PAYMENT_LINK_DAYS": _int(environ, "PAYMENT_LINK_DAYS", 30, 1, 365),
         # How long the outbox worker waits before each retry of a failed delivery; then `failed`.
         "OUTBOX_RETRY_SECONDS": _seconds_list(environ, "OUTBOX_RETRY_SECONDS", (5, 300, 1800, 7200, 18000, 36000, 36000)),
+        # A CJK font for names in Chinese, Japanese or Korean on PDFs (billing/pdf.py).
+        "PDF_CJK_FONT": _cjk_font(environ),
     }

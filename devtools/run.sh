@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
 # `make run`: localstripe on 127.0.0.1:$LOCALSTRIPE_PORT, a migrated SQLite database with the demo
 # price list, a demo invoice to pay, and the service under gunicorn on 127.0.0.1:$PORT.
+# One line per step; each step's own output goes to instance/run.log (shown if it fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-5000}"
 LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
 BIN=.venv/bin
 mkdir -p instance
+LOG=instance/run.log
+: >"$LOG"
+
+step() { echo "== $*"; }
+# Run a step's command with its output in $LOG; on failure, show the end of it and stop.
+quietly() {
+  if ! "$@" >>"$LOG" 2>&1; then
+    echo "   failed: $*; the end of $LOG:" >&2
+    tail -n 30 "$LOG" >&2
+    exit 1
+  fi
+}
 
 # Development settings; anything already set in the environment wins.
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
@@ -16,13 +29,15 @@ export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_localstripe_dev}"
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$LOCALSTRIPE_PORT}"
 export STRIPE_JS_URL="${STRIPE_JS_URL:-http://127.0.0.1:$LOCALSTRIPE_PORT/js.stripe.com/v3/}"
 export BOOKING_WEBHOOK_SECRET="${BOOKING_WEBHOOK_SECRET:-whsec_booking_dev}"
-export BILLING_INSECURE_COOKIES=1  # plain http on 127.0.0.1
+export BILLING_INSECURE_COOKIES=1  # plain http on 127.0.0.1: the session cookie can't be Secure
 
-"$BIN/python" -m devtools.localstripe_dev --port "$LOCALSTRIPE_PORT" --store instance/localstripe.pickle &
+step "starting localstripe (a fake Stripe) on $STRIPE_API_BASE; its log is instance/localstripe.log"
+"$BIN/python" -m devtools.localstripe_dev --port "$LOCALSTRIPE_PORT" --store instance/localstripe.pickle \
+  >instance/localstripe.log 2>&1 &
 LOCALSTRIPE_PID=$!
 WORKER_PID=
 trap 'kill $LOCALSTRIPE_PID $WORKER_PID 2>/dev/null || true' EXIT INT TERM
-"$BIN/python" - "$STRIPE_API_BASE" "http://127.0.0.1:$PORT/api/v1/webhooks/stripe" "$STRIPE_WEBHOOK_SECRET" <<'PY'
+quietly "$BIN/python" - "$STRIPE_API_BASE" "http://127.0.0.1:$PORT/api/v1/webhooks/stripe" "$STRIPE_WEBHOOK_SECRET" <<'PY'
 import json, sys, time, urllib.request
 base, url, secret = sys.argv[1:]
 for _ in range(100):
@@ -38,19 +53,31 @@ urllib.request.urlopen(urllib.request.Request(base + "/_config/webhooks/billing"
     data=json.dumps({"url": url, "secret": secret}).encode(), headers={"Content-Type": "application/json"}))
 PY
 
-"$BIN/flask" --app wsgi db upgrade
-"$BIN/flask" --app wsgi billing seed-demo
-DEMO=$("$BIN/flask" --app wsgi billing demo-invoice | tail -n 1)
+step "migrating the database"
+quietly "$BIN/flask" --app wsgi db upgrade
+step "loading the demo price list and staff user"
+quietly "$BIN/flask" --app wsgi billing seed-demo
+step "issuing a demo invoice"
+if ! DEMO=$("$BIN/flask" --app wsgi billing demo-invoice 2>>"$LOG"); then
+  echo "   failed: flask billing demo-invoice; the end of $LOG:" >&2
+  tail -n 30 "$LOG" >&2
+  exit 1
+fi
+DEMO=$(printf '%s\n' "$DEMO" | tail -n 1)  # its last line is the payment link
+step "preparing the PDF fonts (the first time only: a few seconds)"
+quietly "$BIN/python" -c "from wsgi import app; from billing.pdf import prepare_fonts; app.app_context().push(); prepare_fonts()"
 # The outbox worker: cancels stale PaymentIntents and sends refunds owed (one is enough on SQLite).
+step "starting the outbox worker; its log is instance/worker.log"
 "$BIN/flask" --app wsgi billing worker >instance/worker.log 2>&1 &
 WORKER_PID=$!
 
 cat <<TXT
 
   Infusion Billing on http://127.0.0.1:$PORT/
+    staff sign-in: http://127.0.0.1:$PORT/login  as admin@clinic.example / demo-admin-password
     health:        http://127.0.0.1:$PORT/healthz
     API docs:      http://127.0.0.1:$PORT/api/docs
-    staff login:   admin@clinic.example / demo-admin-password
+    OpenAPI:       http://127.0.0.1:$PORT/api/openapi.json
     pay a demo invoice (card 4242 4242 4242 4242, any future date, any CVC):
                    $DEMO
     an API key:    $BIN/flask --app wsgi billing create-api-key NAME
@@ -59,4 +86,5 @@ cat <<TXT
     outbox worker: running; its log is instance/worker.log
 
 TXT
+step "serving on http://127.0.0.1:$PORT/ (gunicorn, 2 workers; Ctrl-C stops everything)"
 "$BIN/gunicorn" --workers 2 --bind "127.0.0.1:$PORT" --no-control-socket wsgi:app

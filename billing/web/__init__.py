@@ -6,6 +6,7 @@ also edits price lists, users and API keys.
 
 from __future__ import annotations
 
+import logging
 import re
 from decimal import Decimal
 from functools import wraps
@@ -13,6 +14,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, abort
 from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
 from wtforms.fields.choices import SelectChoice
 
 bp = Blueprint("web", __name__, template_folder="../templates/web")
@@ -38,6 +40,25 @@ def _staff_page_headers(response):
     if response.mimetype in ("text/html", "text/csv", "application/pdf"):
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.app_errorhandler(CSRFError)
+def _csrf_failed(error):
+    """A form refused for its CSRF token. Over plain http with the Secure cookie on, the
+    session cookie never comes back: the page says so (error.html), and so does the log."""
+    from flask import current_app, g, request
+
+    from ..api.problems import html_error, problem, wants_problem_json
+
+    if wants_problem_json():
+        return problem(400, "Bad Request", error.description)
+    if (not request.is_secure and current_app.config["SESSION_COOKIE_SECURE"]
+            and current_app.config["SESSION_COOKIE_NAME"] not in request.cookies):
+        logging.getLogger("billing.web").warning(
+            "form refused: the Secure session cookie can't come back over plain http; "
+            "serve HTTPS or set BILLING_INSECURE_COOKIES=1 (127.0.0.1 only)",
+            extra={"fields": {"request_id": getattr(g, "request_id", None)}})
+    return html_error(400, "Bad Request", error.description), 400
 
 
 def can(role: str) -> bool:

@@ -40,3 +40,103 @@ def test_a_bad_setting_stops_start_up_with_one_line(tmp_path):
         "billing: configuration error: DATABASE_URL is not a database URL "
         "(expected sqlite:///path or postgresql://…)"
     ]
+
+
+# --- Every setting the code reads is in the README's table, and nothing else -------------------
+
+def _readme_settings() -> set[str]:
+    """The backticked names in the first column of the README's "Settings (environment)" table."""
+    import re
+
+    section = (ROOT / "README.md").read_text().split("## Settings (environment)", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", row.split("|")[1])}
+
+
+def _settings_the_code_reads() -> set[str]:
+    """Names read from the process environment in billing/**/*.py — `os.environ.get("X")`,
+    `environ["X"]`, and `helper(environ, "X", …)` as config.py's _int() — and by make run
+    (`${X:-default}` in devtools/run.sh). A WSGI request's `request.environ` is not the process's."""
+    import ast
+    import re
+
+    def is_environ(node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id == "environ"
+        return (isinstance(node, ast.Attribute) and node.attr == "environ"
+                and not (isinstance(node.value, ast.Name) and node.value.id == "request"))
+
+    def name(node: ast.AST | None) -> str | None:
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+    found: set[str | None] = set()
+    for path in (ROOT / "billing").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Subscript) and is_environ(node.value):
+                found.add(name(node.slice))
+            elif isinstance(node, ast.Call) and node.args:
+                func = node.func
+                if isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") and is_environ(func.value):
+                    found.add(name(node.args[0]))
+                elif is_environ(node.args[0]) and len(node.args) > 1:
+                    found.add(name(node.args[1]))
+    found |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-", (ROOT / "devtools" / "run.sh").read_text()))
+    return {n for n in found if n and re.fullmatch(r"[A-Z][A-Z0-9_]*", n)}
+
+
+def test_the_readme_lists_every_setting_the_code_reads():
+    code, readme = _settings_the_code_reads(), _readme_settings()
+    assert {"DATABASE_URL", "INVOICE_DUE_DAYS", "OUTBOX_RETRY_SECONDS", "BILLING_INSTANCE_PATH",
+            "BILLING_INSECURE_COOKIES", "PDF_CJK_FONT", "PORT", "LOCALSTRIPE_PORT"} <= code  # the scan works
+    assert code - readme == set(), "read by the code but not in the README's settings table"
+    assert readme - code == set(), "in the README's settings table but read by nothing"
+
+
+# --- PDF_CJK_FONT -------------------------------------------------------------------------------
+
+def test_pdf_cjk_font_defaults_to_debian_s_noto_cjk_when_installed(tmp_path, monkeypatch):
+    import billing.config as config
+
+    monkeypatch.setattr(config, "DEBIAN_CJK_FONT", str(tmp_path / "NotoSansCJK-Regular.ttc"))
+    assert load_settings({}, tmp_path)["PDF_CJK_FONT"] is None
+    (tmp_path / "NotoSansCJK-Regular.ttc").write_bytes(b"")
+    assert load_settings({}, tmp_path)["PDF_CJK_FONT"] == str(tmp_path / "NotoSansCJK-Regular.ttc")
+    font = tmp_path / "cjk.otf"
+    font.write_bytes(b"")
+    assert load_settings({"PDF_CJK_FONT": f"{font}"}, tmp_path)["PDF_CJK_FONT"] == str(font)
+    assert load_settings({"PDF_CJK_FONT": f"{font}#2"}, tmp_path)["PDF_CJK_FONT"] == f"{font}#2"
+
+
+@pytest.mark.parametrize("value", ["/nowhere/font.ttc", "{tmp}/font.txt", "{tmp}/cjk.otf#two"])
+def test_a_pdf_cjk_font_that_can_t_be_a_font_file_stops_start_up(value, tmp_path):
+    (tmp_path / "font.txt").write_bytes(b"")
+    (tmp_path / "cjk.otf").write_bytes(b"")
+    with pytest.raises(ConfigError, match="PDF_CJK_FONT"):
+        load_settings({"PDF_CJK_FONT": value.format(tmp=tmp_path)}, tmp_path)
+
+
+# --- First run ----------------------------------------------------------------------------------
+
+def test_api_docs_with_a_trailing_slash_is_the_swagger_ui(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 308 and response.headers["Location"] == "/api/docs"
+    assert "swagger-ui" in client.get("/api/docs/", follow_redirects=True).get_data(as_text=True)
+
+
+def test_sign_in_over_plain_http_with_the_secure_cookie_says_why_it_fails(app, monkeypatch, caplog):
+    monkeypatch.setitem(app.config, "SESSION_COOKIE_SECURE", True)  # the default, BILLING_INSECURE_COOKIES unset
+    browser = app.test_client()  # over http: a browser never sends a Secure cookie back here
+    with caplog.at_level("WARNING", logger="billing.web"):
+        response = browser.post("/login", data={"email": "admin@clinic.example", "password": "x", "csrf_token": "x"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "BILLING_INSECURE_COOKIES" in page and "plain http" in page
+    assert [r.getMessage() for r in caplog.records if r.name == "billing.web"] == [
+        "form refused: the Secure session cookie can't come back over plain http; serve HTTPS or set "
+        "BILLING_INSECURE_COOKIES=1 (127.0.0.1 only)"]
+
+
+def test_a_post_without_a_csrf_token_is_still_a_bare_400_when_cookies_can_work(app):
+    response = app.test_client().post("/login", data={"email": "admin@clinic.example", "password": "x"})
+    assert response.status_code == 400
+    assert "BILLING_INSECURE_COOKIES" not in response.get_data(as_text=True)

@@ -35,7 +35,7 @@ def test_an_issued_invoice_says_everything_it_must(api, app):
     for expected in (
         app.config["CLINIC_NAME"], "1 Clinic Street, London", "billing@clinic.example",
         f"Invoice {opened['number']}", "Invoice date", "Date of supply", "1 December 2026", "Due date",
-        "Lucja Nowak-Brontë", "2 High Street, Leeds", "Bill to", "Sam Partner", "3 Low Road, York",
+        "Łucja Nowak-Brontë", "2 High Street, Leeds", "Bill to", "Sam Partner", "3 Low Road, York",
         "Human normal immunoglobulin 10%: 30 g in 2 vials", "£1,680.00", "1 x 20 g at £1,120.00",
         "1 x 10 g at £560.00", "Dose 27.4 g; unused 2.6 g",
         "Infusion service: 180 minutes", "£350.00", "Exempt",
