@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import booking, http_quotes, invoices, pricing, staff
+from . import booking, credit_notes, http_quotes, invoices, pricing, staff
 
 BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main, "invoices": invoices.main,
-              "booking": booking.main, "staff": staff.main}
+              "booking": booking.main, "staff": staff.main, "credit_notes": credit_notes.main}
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,8 @@ from .extensions import db
 from .models import Booking, BookingEvent, Invoice, utcnow
 from .pricing import PRODUCT, PricingError, implausible_dispensed
 from .pricing.documents import request_json
-from .quotes import build_request, price_list_for
+from .money_format import show
+from .quotes import build_request, price_list_for, price_one
 from .states import TAKES_PAYMENT, BookingOutcome, InvoiceStatus
 from .unit_of_work import transaction
 
@@ -293,7 +294,9 @@ def _apply(event: BookingEvent) -> Outcome:
     booking.invoice_id = invoice.id if invoice is not None else booking.invoice_id
     booking.updated_at = utcnow()
     if flag and invoice is not None:  # where staff look: the invoice's audit trail
-        invoicing.flag_invoice(invoice.id, ACTOR, flag, event_id=event.id)
+        suggestion = suggested_credit(invoice, data) if invoice.status != InvoiceStatus.DRAFT and not cancelling else {}
+        invoicing.flag_invoice(invoice.id, ACTOR, flag, event_id=event.id,
+                               **({"suggested_credit": suggestion} if suggestion else {}))
     return Outcome(event.id, result, booking.invoice_id, flag)
 
 
@@ -331,9 +334,43 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
     return {**request_json(request), "patient": data["patient"], "booking_id": data["booking_id"]}
 
 
-def _issued_flag(invoice: Invoice, what: str) -> str:
-    return (f"The booking was {what} after invoice {invoice.number} was {invoice.status}; "
-            "the invoice was left as it is. Check whether it needs a refund or a correction.")
+def _issued_flag(invoice: Invoice, what: str, data: dict[str, Any] | None = None) -> str:
+    """Why staff should look, and — when the booking as it now stands prices differently —
+    what would reconcile it: a credit note for less, an extra invoice for more. Nothing is
+    issued automatically."""
+    text = (f"The booking was {what} after invoice {invoice.number} was {invoice.status}; "
+            "the invoice was left as it is.")
+    difference = _price_difference(invoice, data) if data is not None else None
+    if difference is None:
+        return text + " Check whether it needs a refund or a correction."
+    lower = {category: amount for category, amount in difference.items() if amount > 0}
+    higher = sum(-amount for amount in difference.values() if amount < 0)
+    if higher:
+        return text + (f" The booking now prices {show(higher, invoice.currency)} higher: an extra invoice for that "
+                       "would reconcile it.")
+    if lower:
+        parts = ", ".join(f"{show(amount, invoice.currency)} of {category}" for category, amount in lower.items())
+        return text + f" A credit note for {parts} would reconcile it."
+    return text + " It still prices the same."
+
+
+def _price_difference(invoice: Invoice, data: dict[str, Any]) -> dict[str, int] | None:
+    """Per fee category, what the invoice charged less what the booking now prices (net)."""
+    try:
+        quote = price_one(build_request(data), include_service=invoice.charge == "full")
+    except (PricingError, DomainProblem):
+        return None
+    now = {line.category: line.amount for line in quote.lines}
+    return {line["category"]: line["amount"] - now.get(line["category"], 0) for line in invoice.lines}
+
+
+def suggested_credit(invoice: Invoice, data: dict[str, Any]) -> dict[str, int]:
+    """The credit note a flag suggests (category → net amount), within what is left to credit."""
+    difference = _price_difference(invoice, data) or {}
+    left = invoicing.credit_left(invoice)
+    if any(amount < 0 for amount in difference.values()):
+        return {}
+    return {c: min(a, left.get(c, 0)) for c, a in difference.items() if a > 0 and left.get(c, 0) > 0}
 
 
 def _new_draft(data: dict[str, Any], *, charge: str = "full", bill_to: dict[str, Any] | None = None) -> Invoice:
@@ -347,7 +384,7 @@ def _booked(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
     if invoice.status == InvoiceStatus.DRAFT:
         invoicing.update_draft(invoice.id, _changes(data), ACTOR, action="booking_updated")
         return BookingOutcome.UPDATED, invoice, None
-    return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "changed")
+    return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "changed", data)
 
 
 def _completed(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
@@ -356,7 +393,7 @@ def _completed(invoice: Invoice | None, data: dict[str, Any]) -> Handled:
     elif invoice.status == InvoiceStatus.DRAFT:
         invoicing.update_draft(invoice.id, _changes(data), ACTOR, action="booking_completed")
     else:
-        return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "completed again")
+        return BookingOutcome.IGNORED, invoice, _issued_flag(invoice, "completed again", data)
     too_much = _implausible(invoice, data)
     if too_much:  # brought up to date, but left for staff to check before it is issued
         return BookingOutcome.UPDATED, invoice, too_much

@@ -43,21 +43,38 @@ def _on_one_line(value: str) -> None:
         raise ValidationError("Must not be blank.")
 
 
+# For the OpenAPI document, the texts these rules and the request guard (billing/request_guard.py)
+# leave, as patterns ECMA 262 and Python read alike. The guard refuses C0 controls but tab, line
+# feed and carriage return, DEL and C1 controls in any JSON text (a NUL as a 400, the rest as a
+# 422), and lone surrogates, which no pattern every tool compiles can name: those are only told.
+_REFUSED = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+_NOT_ON_ONE_LINE = r"\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"  # _REFUSED and _NOT_ONE_LINE
+_SPACES = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # str.strip()'s
+TEXT_PATTERN = f"^[^{_REFUSED}]*$"
+NOT_BLANK_TEXT_PATTERN = f"^[^{_REFUSED}]*[^{_REFUSED}{_SPACES}][^{_REFUSED}]*$"
+ONE_LINE_PATTERN = f"^[^{_NOT_ON_ONE_LINE}]*[^{_NOT_ON_ONE_LINE}{_SPACES}][^{_NOT_ON_ONE_LINE}]*$"
+TEXT = {"pattern": TEXT_PATTERN}  # field metadata: text the request guard lets through
+
+
 def one_line(max_length: int) -> validate.Validator:
     """A short text on one line: 1 to `max_length` characters, not blank."""
-    return validate.And(validate.Length(1, max_length), _on_one_line)
+    validator = validate.And(validate.Length(1, max_length), _on_one_line)
+    # What apispec reads off a validator for the document (as off validate.Length and validate.Regexp).
+    validator.min, validator.max, validator.equal = 1, max_length, None  # type: ignore[attr-defined]
+    validator.regex = re.compile(ONE_LINE_PATTERN)  # type: ignore[attr-defined]
+    return validator
 
 
 class DoseSchema(Schema):
-    grams = DecimalString()
-    grams_per_kg = DecimalString()
-    weight_kg = DecimalString()
+    grams = DecimalString(metadata={"description": "The dose in grams: at least 0.01, at most 200."})
+    grams_per_kg = DecimalString(metadata={"description": "More than 0, at most 2; with weight_kg."})
+    weight_kg = DecimalString(metadata={"description": "More than 0, at most 300; with grams_per_kg."})
 
 
 class OtherItemSchema(Schema):
     code = fields.String(allow_none=True, load_default=None, validate=one_line(64))
     description = fields.String(required=True, validate=one_line(500))
-    category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
+    category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64), metadata=TEXT)
     recipient = fields.String(
         data_key="for", attribute="for", load_default="patient", validate=validate.OneOf(["patient", "partner"]),
         metadata={"description": "Whom the item is for: the patient or the partner."},
@@ -81,8 +98,9 @@ class PayerSchema(Schema):
     """Who pays, when it isn't the patient: a partner or a third party."""
 
     name = fields.String(required=True, validate=one_line(200))
-    email = fields.Email(allow_none=True, load_default=None)
-    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+    # At most 254 characters (RFC 5321), as the patient_email column holds: longer was a 500 on PostgreSQL.
+    email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=254))
+    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500), metadata=TEXT)
 
 
 class PatientSchema(PayerSchema):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterator
 
 from flask import current_app
@@ -22,7 +23,7 @@ from .clock import CLINIC_TIME, today_at_clinic
 from .errors import DomainProblem, Invalid, NotFound, Unavailable, WrongState
 from .extensions import db
 from .ids import new_id
-from .models import AuditEvent, Invoice, InvoiceCounter, Payment, Refund, utcnow
+from .models import AuditEvent, CreditNote, CreditNoteCounter, Invoice, InvoiceCounter, Payment, Refund, utcnow
 from .money_format import show
 from .pricing import PRODUCT, SERVICE, InfusionRequest, Quote
 from .pricing.documents import excluded_item_json, line_json, request_from_json, request_json
@@ -146,6 +147,17 @@ def children_of(invoices: list[Invoice]) -> dict[int, tuple[list[Payment], list[
     return found
 
 
+def credit_note_ids(invoices: list[Invoice]) -> dict[int, list[str]]:
+    """The ids of many invoices' credit notes in one query (none when nothing was credited)."""
+    found: dict[int, list[str]] = {i.seq: [] for i in invoices}
+    seqs = [i.seq for i in invoices if i.amount_credited]
+    if seqs:
+        for seq, note_id in db.session.execute(select(CreditNote.invoice_seq, CreditNote.id)
+                                               .where(CreditNote.invoice_seq.in_(seqs)).order_by(CreditNote.seq)):
+            found[seq].append(note_id)
+    return found
+
+
 def payments_of(invoice: Invoice) -> list[Payment]:
     return list(db.session.scalars(select(Payment).where(Payment.invoice_seq == invoice.seq).order_by(Payment.seq)))
 
@@ -169,7 +181,7 @@ def state(invoice: Invoice) -> dict[str, Any]:
         "product_amount": invoice.product_amount, "service_amount": invoice.service_amount,
         "subtotal": invoice.subtotal, "tax": invoice.tax, "total": invoice.total,
         "amount_paid": invoice.amount_paid, "amount_refunded": invoice.amount_refunded,
-        "amount_due": invoice.amount_due,
+        "amount_credited": invoice.amount_credited, "amount_due": invoice.amount_due,
         "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
     }
 
@@ -785,3 +797,173 @@ def _dashboard_refund(change: InvoiceChange, payment: Payment, amount: int, stri
     db.session.add(refund)
     _complete_refund(change, refund, payment)
     return amount
+
+
+# --- credit notes -----------------------------------------------------------------------------
+
+def credit_left(invoice: Invoice) -> dict[str, int]:
+    """What each fee category can still be credited (net of tax): charged less credited."""
+    charged = {line["category"]: line["amount"] for line in invoice.lines}
+    for note in credit_notes_of(invoice):
+        for line in note.lines:
+            charged[line["category"]] = charged.get(line["category"], 0) - line["amount"]
+    return charged
+
+
+def credit_notes_of(invoice: Invoice) -> list[CreditNote]:
+    return list(db.session.scalars(select(CreditNote).where(CreditNote.invoice_seq == invoice.seq)
+                                   .order_by(CreditNote.seq)))
+
+
+def get_credit_note(credit_note_id: str) -> CreditNote:
+    note = db.session.scalar(select(CreditNote).where(CreditNote.id == credit_note_id))
+    if note is None:
+        raise NotFound(f"No credit note {credit_note_id}.")
+    return note
+
+
+def list_credit_notes(*, limit: int, starting_after: str | None = None,
+                      invoice_id: str | None = None) -> tuple[list[CreditNote], bool]:
+    query = select(CreditNote).order_by(CreditNote.seq.desc())
+    if invoice_id:
+        query = query.where(CreditNote.invoice_seq == get_invoice(invoice_id).seq)
+    if starting_after:
+        query = query.where(CreditNote.seq < get_credit_note(starting_after).seq)
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+class CreditTooLarge(Invalid):
+    pass
+
+
+def issue_credit_note(invoice_id: str, actor: str, *, reason: str, memo: str | None, lines: list[dict[str, Any]],
+                      refund_amount: int, out_of_band_amount: int, gateway: "StripeGateway | None",
+                      request_key: str | None = None) -> CreditNote:
+    """Correct an issued invoice without touching it: a numbered credit note citing it.
+
+    Its total first reduces what is still due (pre-payment); the rest was money received and
+    must be split into `refund_amount` — refunded through the normal refund path, card money
+    through Stripe — and `out_of_band_amount`, returned some other way. No category is ever
+    credited beyond what the invoice charged for it: checked under the invoice's row lock, so
+    two credit notes at once can't beat it. A retry with the same `request_key` finds the
+    note (and resumes its refund) instead of issuing another."""
+    if in_transaction():
+        raise RuntimeError("issue_credit_note() commits before it refunds; call it outside a transaction")
+    with invoice_change(invoice_id, actor, "credit_note_issued") as change:
+        invoice = change.invoice
+        note = db.session.scalar(select(CreditNote).where(CreditNote.request_key == request_key)) if request_key else None
+        if note is not None:
+            change.unchanged()
+        else:
+            note = _new_credit_note(change, reason=reason, memo=memo, lines=lines, refund_amount=refund_amount,
+                                    out_of_band_amount=out_of_band_amount, request_key=request_key, gateway=gateway)
+        refund_ids = [r.id for r in _refunds_for_request(invoice, f"credit_note:{note.id}")
+                      if r.status != RefundStatus.SUCCEEDED]
+    for refund_id in refund_ids:
+        problem = send_refund(refund_id, gateway, actor)
+        if problem is not None:  # the credit note stands; the failed refund is on the invoice for staff
+            flag_invoice(invoice_id, actor, f"The refund for credit note {note.number} failed: {problem.detail} "
+                         "Retry the refund, or return the money another way.", credit_note_id=note.id)
+    return note
+
+
+def _new_credit_note(change: InvoiceChange, *, reason: str, memo: str | None, lines: list[dict[str, Any]],
+                     refund_amount: int, out_of_band_amount: int, request_key: str | None,
+                     gateway: "StripeGateway | None") -> CreditNote:
+    from .pricing.money import round_half_up
+    from .states import TAKES_CREDIT, CreditNoteReason
+
+    invoice = change.invoice
+    if invoice.status not in TAKES_CREDIT:
+        why = "a draft is edited instead" if invoice.status == InvoiceStatus.DRAFT else "a void invoice owes nothing"
+        raise WrongState(f"Invoice {_label(invoice)} is {invoice.status}: credit notes correct issued invoices; {why}.")
+    if reason not in set(CreditNoteReason):
+        raise Invalid(f"Reason must be one of {', '.join(CreditNoteReason)}.", field="reason")
+    if not lines:
+        raise Invalid("A credit note needs at least one line.", field="lines")
+    if refund_amount < 0 or out_of_band_amount < 0:
+        raise Invalid("Amounts can't be negative.", field="refund_amount" if refund_amount < 0 else "out_of_band_amount")
+    invoice_lines = {line["category"]: line for line in invoice.lines}
+    left = credit_left(invoice)
+    note_lines: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        category, amount = line["category"], line["amount"]
+        if category not in invoice_lines:
+            raise Invalid(f"Invoice {_label(invoice)} has no {category} line to credit.", field=f"lines.{i}.category")
+        if amount <= 0:
+            raise Invalid("A credit line must be more than 0.", field=f"lines.{i}.amount")
+        if amount > left[category]:
+            raise CreditTooLarge(f"{show(amount, invoice.currency)} is more than the "
+                                 f"{show(max(left[category], 0), invoice.currency)} of {category} left to credit.",
+                                 field=f"lines.{i}.amount")
+        left[category] -= amount
+        rate = invoice_lines[category]["tax_rate"]
+        note_lines.append({"category": category, "description": line.get("description") or invoice_lines[category]["description"],
+                           "amount": amount, "tax_rate": rate,
+                           "tax_amount": round_half_up(Decimal(amount) * Decimal(rate) / Decimal(100))})
+    subtotal = sum(line["amount"] for line in note_lines)
+    tax = sum(line["tax_amount"] for line in note_lines)
+    total = subtotal + tax
+    pre = min(total, invoice.amount_due)
+    post = total - pre
+    if refund_amount + out_of_band_amount != post:
+        difference = refund_amount + out_of_band_amount - post
+        raise Invalid(f"{show(post, invoice.currency)} of this credit note is money already received: refund_amount + "
+                      f"out_of_band_amount must add up to it, and they are {show(abs(difference), invoice.currency)} "
+                      f"{'over' if difference > 0 else 'short'}.", field="refund_amount")
+    now = utcnow()
+    issued_on = now.astimezone(CLINIC_TIME).date()
+    note = CreditNote(id=new_id("cn"), invoice_seq=invoice.seq, reason=reason, memo=memo, currency=invoice.currency,
+                      lines=note_lines, subtotal=subtotal, tax=tax, total=total,
+                      product_amount=sum(line["amount"] for line in note_lines if line["category"] == PRODUCT),
+                      service_amount=sum(line["amount"] for line in note_lines if line["category"] == SERVICE),
+                      pre_payment_amount=pre, post_payment_amount=post, refund_amount=refund_amount,
+                      out_of_band_amount=out_of_band_amount, issued_at=now, issued_on=issued_on, created_by=change.actor,
+                      request_key=request_key)
+    invoice.amount_credited += total
+    invoice.credit_applied += pre
+    if pre and invoice.status in TAKES_PAYMENT and invoice.amount_due == 0:
+        change.move(Move.SETTLE)  # nothing left to pay: credit settled it
+        invoice.paid_at = now
+    # Money already received goes back: through the normal refund path, and by hand.
+    refund_key = f"credit_note:{note.id}"
+    if refund_amount:
+        plan = _plan_refund(invoice, refund_amount)
+        if gateway is None and any(p.stripe_payment_intent for p, _ in plan):
+            raise Unavailable("This money was taken online, and paying online is not configured.")
+        for payment, share in plan:
+            _new_refund(change, payment, share, f"Credit note {reason}", request_key=refund_key)
+    if out_of_band_amount:
+        for payment, share in _plan_refund(invoice, out_of_band_amount):
+            refund = Refund(id=new_id("re"), invoice_seq=invoice.seq, payment_seq=payment.seq, amount=share,
+                            reason=f"Credit note {reason}: returned outside the service", created_by=change.actor,
+                            request_key=f"{refund_key}:out_of_band")
+            db.session.add(refund)
+            _complete_refund(change, refund, payment)
+    note.number = _take_credit_note_number(issued_on.year)  # last: the counter row is locked until commit
+    db.session.add(note)
+    db.session.flush()
+    change.note(credit_note_id=note.id, number=note.number, reason=reason, total=total, pre_payment_amount=pre,
+                refund_amount=refund_amount, out_of_band_amount=out_of_band_amount)
+    return note
+
+
+def _take_credit_note_number(year: int) -> str:
+    counter = db.session.execute(
+        update(CreditNoteCounter).where(CreditNoteCounter.year == year)
+        .values(last_number=CreditNoteCounter.last_number + 1).returning(CreditNoteCounter.last_number)
+    ).scalar()
+    if counter is None:
+        table = CreditNoteCounter.__table__
+        if db.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        db.session.execute(insert(table).values(year=year, last_number=0).on_conflict_do_nothing())
+        return _take_credit_note_number(year)
+    return f"CN-{year}-{counter:06d}"
+
+
+def invoice_of_credit_note(note: CreditNote) -> Invoice:
+    return db.session.get(Invoice, note.invoice_seq)

@@ -11,6 +11,14 @@ from marshmallow import fields
 from .pricing import Money, decimal_text
 
 
+# For the OpenAPI document: the decimals a request may send, digits with an optional sign and
+# decimal point, at most 40 characters. _deserialize accepts every one of them (answers write
+# decimals so too, of any length), and also forms this leaves out and no client needs: an
+# exponent ("1e3"), "_" among the digits, a leading "." (".5"), spaces around, other scripts' digits.
+DECIMAL_PATTERN = r"^[+-]?[0-9]+(\.[0-9]*)?$"
+DECIMAL = {"pattern": DECIMAL_PATTERN, "maxLength": 40}
+
+
 class DecimalString(fields.Field):
     """A decimal quantity written as a JSON string ("12.5"); a JSON number with a fraction is
     refused, since it has already been through a binary float by the time we see it."""
@@ -23,7 +31,9 @@ class DecimalString(fields.Field):
 
     def __init__(self, **kwargs: Any) -> None:
         metadata = kwargs.pop("metadata", {})
-        super().__init__(metadata={"type": "string", "format": "decimal", "example": "12.5", **metadata}, **kwargs)
+        described = {"type": "string", "format": "decimal", "example": "12.5", **DECIMAL, **metadata}
+        # metadata={"maxLength": None} leaves the limit out, for a decimal the service works out itself.
+        super().__init__(metadata={k: v for k, v in described.items() if v is not None}, **kwargs)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:

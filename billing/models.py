@@ -23,7 +23,15 @@ from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
-from .states import BookingOutcome, InvoiceStatus, OutboxStatus, PaymentMethod, RefundStatus, check_constraint
+from .states import (
+    BookingOutcome,
+    CreditNoteReason,
+    InvoiceStatus,
+    OutboxStatus,
+    PaymentMethod,
+    RefundStatus,
+    check_constraint,
+)
 
 
 def utcnow() -> datetime:
@@ -151,6 +159,10 @@ class Invoice(db.Model):
     total: Mapped[int] = mapped_column(BigInteger)
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Credit notes: their totals, and the part of them that reduced what was due (the rest was
+    # money already received, refunded or returned another way).
+    amount_credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    credit_applied: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     issued_on: Mapped[date | None] = mapped_column(Date)  # the invoice date, in the clinic's time zone
     due_date: Mapped[date | None] = mapped_column(Date)
@@ -171,7 +183,7 @@ class Invoice(db.Model):
     @property
     def amount_due(self) -> int:
         """What is still owed: never below 0 (money beyond the total is refunded, not owed back)."""
-        return max(0, self.total - self.amount_paid)
+        return max(0, self.total - self.amount_paid - self.credit_applied)
 
 
 class InvoiceCounter(db.Model):
@@ -182,6 +194,46 @@ class InvoiceCounter(db.Model):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CreditNoteCounter(db.Model):
+    """The last credit note number used in a year: their own gap-free series (CN-YYYY-NNNNNN)."""
+
+    __tablename__ = "credit_note_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CreditNote(db.Model):
+    """A correction of an issued invoice that leaves the invoice as it was (HMRC: a credit note
+    with its own number, citing the invoice). Lines credit one fee category each."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (CheckConstraint(check_constraint("reason", CreditNoteReason), name="reason"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    invoice_seq: Mapped[int] = mapped_column(ForeignKey("invoices.seq"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    memo: Mapped[str | None] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    product_amount: Mapped[int] = mapped_column(BigInteger)  # net, per category, for reports
+    service_amount: Mapped[int] = mapped_column(BigInteger)
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    tax: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    pre_payment_amount: Mapped[int] = mapped_column(BigInteger)
+    post_payment_amount: Mapped[int] = mapped_column(BigInteger)
+    refund_amount: Mapped[int] = mapped_column(BigInteger)
+    out_of_band_amount: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_on: Mapped[date] = mapped_column(Date, index=True)  # the credit note's date, at the clinic
+    created_by: Mapped[str] = mapped_column(String(64))
+    # "<actor>:<Idempotency-Key>" of the request that issued it: a retry finds it, never a second.
+    request_key: Mapped[str | None] = mapped_column(String(330), unique=True)
 
 
 class Payment(db.Model):

@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 
 from .clock import start_of_day, today_at_clinic
 from .extensions import db
-from .models import Invoice, Payment, PriceListVersion, Refund
+from .models import CreditNote, Invoice, Payment, PriceListVersion, Refund
 from .money_format import major
 from .states import ISSUED as _ISSUED
 from .states import InvoiceStatus, RefundStatus
@@ -64,14 +64,23 @@ def _months_back(today: date, count: int) -> list[str]:
 
 
 def revenue_by_month(start: date, end: date) -> dict[str, MonthRevenue]:
-    """Invoiced product and service amounts (net of tax) by month of issue, start..end inclusive."""
+    """Product and service revenue (net of tax) by month, start..end inclusive: invoiced in
+    the month of issue, less credit notes in the month they were issued."""
     month = _month(Invoice.issued_on)
     rows = db.session.execute(
         select(month, func.coalesce(func.sum(Invoice.product_amount), 0), func.coalesce(func.sum(Invoice.service_amount), 0))
         .where(Invoice.status.in_(ISSUED), Invoice.issued_on >= start, Invoice.issued_on <= end)
         .group_by(month)
     )
-    return {m: MonthRevenue(m, int(p), int(s)) for m, p, s in rows}
+    found = {m: MonthRevenue(m, int(p), int(s)) for m, p, s in rows}
+    credit_month = _month(CreditNote.issued_on)
+    credited = db.session.execute(
+        select(credit_month, func.sum(CreditNote.product_amount), func.sum(CreditNote.service_amount))
+        .where(CreditNote.issued_on >= start, CreditNote.issued_on <= end).group_by(credit_month))
+    for m, p, s in credited:
+        was = found.get(m, MonthRevenue(m, 0, 0))
+        found[m] = MonthRevenue(m, was.product - int(p), was.service - int(s))
+    return found
 
 
 def _clinic_currency(today: date) -> str:
@@ -89,8 +98,8 @@ def dashboard() -> Dashboard:
     today = today_at_clinic()
     currency = _clinic_currency(today)
     outstanding, count, overdue, overdue_count = db.session.execute(
-        select(func.coalesce(func.sum(Invoice.total - Invoice.amount_paid), 0), func.count(),
-               func.coalesce(func.sum(case((Invoice.due_date < today, Invoice.total - Invoice.amount_paid), else_=0)), 0),
+        select(func.coalesce(func.sum(Invoice.total - Invoice.amount_paid - Invoice.credit_applied), 0), func.count(),
+               func.coalesce(func.sum(case((Invoice.due_date < today, Invoice.total - Invoice.amount_paid - Invoice.credit_applied), else_=0)), 0),
                func.coalesce(func.sum(case((Invoice.due_date < today, 1), else_=0)), 0))
         .where(Invoice.status == InvoiceStatus.OPEN)
     ).one()
@@ -121,7 +130,7 @@ AGE_BUCKETS = (("0–30 days", 0, 30), ("31–60 days", 31, 60), ("61–90 days"
 def aged_debt() -> AgedDebt:
     """What open invoices still owe, by days since the invoice date."""
     today = today_at_clinic()
-    due = Invoice.total - Invoice.amount_paid
+    due = Invoice.total - Invoice.amount_paid - Invoice.credit_applied
     columns = []
     for _, low, high in AGE_BUCKETS:
         newest = today - timedelta(days=low)
@@ -212,4 +221,23 @@ def payments_csv(start: date | None, end: date | None) -> Iterator[str]:
         for payment, number, currency in db.session.execute(query.order_by(Payment.received_on, Payment.seq)):
             yield [payment.id, payment.received_on.isoformat(), number, payment.method, payment.reference or "",
                    currency, _pounds(payment.amount, currency), _pounds(payment.amount_refunded, currency)]
+    return _csv(header, rows())
+
+
+def credit_notes_csv(start: date | None, end: date | None) -> Iterator[str]:
+    header = ["number", "credit_note_date", "invoice_number", "invoice_date", "reason", "currency", "product",
+              "service", "subtotal", "tax", "total", "pre_payment", "refunded", "returned_out_of_band", "memo"]
+
+    def rows():
+        query = select(CreditNote, Invoice.number, Invoice.issued_on).join(Invoice, Invoice.seq == CreditNote.invoice_seq)
+        if start:
+            query = query.where(CreditNote.issued_on >= start)
+        if end:
+            query = query.where(CreditNote.issued_on <= end)
+        for note, number, invoice_date in db.session.execute(query.order_by(CreditNote.issued_on, CreditNote.seq)):
+            c = note.currency
+            yield [note.number, note.issued_on.isoformat(), number, invoice_date.isoformat(), note.reason, c,
+                   _pounds(note.product_amount, c), _pounds(note.service_amount, c), _pounds(note.subtotal, c),
+                   _pounds(note.tax, c), _pounds(note.total, c), _pounds(note.pre_payment_amount, c),
+                   _pounds(note.refund_amount, c), _pounds(note.out_of_band_amount, c), note.memo or ""]
     return _csv(header, rows())

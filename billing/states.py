@@ -86,6 +86,17 @@ class RefundStatus(StrEnum):
     FAILED = "failed"
 
 
+class CreditNoteReason(StrEnum):
+    DUPLICATE = "duplicate"
+    ORDER_CHANGE = "order_change"
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory"
+    OTHER = "other"
+
+
+# Credit notes correct issued invoices: a draft is edited instead, a void one is gone.
+TAKES_CREDIT = frozenset({S.OPEN, S.PAID, S.UNCOLLECTIBLE})
+
+
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"

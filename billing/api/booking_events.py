@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from .. import booking
 from ..payments import payment_base_url
 from .auth import api_blueprint
+from .problems import problem_response
 from .schemas import PaginationSchema
 
 blp = api_blueprint("booking_events", __name__, "Booking events as received")
@@ -60,6 +61,9 @@ class BookingEvents(MethodView):
 @blp.route("/booking-events/<event_id>/replay")
 class ReplayBookingEvent(MethodView):
     @blp.response(200, ReplayResultSchema)
+    @blp.doc(responses={"404": problem_response("No booking event has this id."),
+                        "409": problem_response("The event is not a failed one: it was applied already."),
+                        "422": problem_response("The event failed again; the detail says why.")})
     def post(self, event_id):
         """Apply a failed event again (after, say, the price list was fixed)."""
         return booking.replay_event(event_id, payment_base_url=payment_base_url())

@@ -15,7 +15,9 @@ from ..payments import public_base_url, stripe_gateway
 from ..quotes import build_request
 from .auth import api_blueprint
 from .idempotency import idempotent, request_key
+from .problems import problem_response
 from .schemas import (
+    INVOICE_EXAMPLE,
     AuditTrailSchema,
     InvoiceCreateSchema,
     InvoiceListQuerySchema,
@@ -29,13 +31,30 @@ from .schemas import (
 blp = api_blueprint("invoices", __name__, "Invoices, payments and refunds")
 _update_schema = InvoiceUpdateSchema()
 
-IDEMPOTENCY_DOC = {"parameters": [{
-    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
-    "description": "Retry safely: the same key with the same body replays the first answer.",
-}]}
+def idempotency_doc(conflict: str) -> dict[str, Any]:
+    """The Idempotency-Key header, and the answers it adds: 400 for a key that isn't 1 to 255
+    characters, 409 for one used with another request. `conflict`: when else this is a 409."""
+    return {
+        "parameters": [{
+            "in": "header", "name": "Idempotency-Key", "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Retry safely: the same key with the same body replays the first answer.",
+        }],
+        "responses": {
+            "400": problem_response("Malformed: a body that is not JSON or nests deeper than 32 levels, a NUL "
+                                    "character (\\u0000) anywhere in the request, or an Idempotency-Key that is "
+                                    "not 1 to 255 characters."),
+            "409": problem_response(f"{conflict} Or the Idempotency-Key was used with a different request, or "
+                                    "its first request is unfinished or failed part-way (send it again)."),
+        },
+    }
 
 
-def invoice_view(invoice: Invoice, payments: list[Payment], refunds: list[Refund]) -> dict[str, Any]:
+_NOT_FOUND = {"404": problem_response("No invoice has this id.")}
+
+
+def invoice_view(invoice: Invoice, payments: list[Payment], refunds: list[Refund],
+                 credit_notes: list[str] | None = None) -> dict[str, Any]:
     payment_ids = {p.seq: p.id for p in payments}
     return {
         "id": invoice.id, "number": invoice.number, "status": invoice.status, "currency": invoice.currency,
@@ -47,6 +66,7 @@ def invoice_view(invoice: Invoice, payments: list[Payment], refunds: list[Refund
         "lines": invoice.lines, "excluded_items": invoice.excluded_items, "statement": invoice.statement,
         "subtotal": invoice.subtotal, "tax": invoice.tax, "total": invoice.total,
         "amount_paid": invoice.amount_paid, "amount_refunded": invoice.amount_refunded,
+        "amount_credited": invoice.amount_credited, "credit_notes": credit_notes or [],
         "amount_due": invoice.amount_due,
         "issued_at": invoice.issued_at, "due_date": invoice.due_date, "paid_at": invoice.paid_at,
         "voided_at": invoice.voided_at, "uncollectible_at": invoice.uncollectible_at,
@@ -60,7 +80,7 @@ def invoice_view(invoice: Invoice, payments: list[Payment], refunds: list[Refund
 
 def one(invoice: Invoice) -> dict[str, Any]:
     payments, refunds = invoicing.children_of([invoice])[invoice.seq]
-    return invoice_view(invoice, payments, refunds)
+    return invoice_view(invoice, payments, refunds, invoicing.credit_note_ids([invoice])[invoice.seq])
 
 
 @blp.route("/invoices")
@@ -70,13 +90,13 @@ class Invoices(MethodView):
     def get(self, args):
         """List invoices newest first; filter by status, patient_id, booking_id."""
         rows, has_more = invoicing.list_invoices(**args)
-        children = invoicing.children_of(rows)
-        return {"data": [invoice_view(r, *children[r.seq]) for r in rows], "has_more": has_more}
+        children, notes = invoicing.children_of(rows), invoicing.credit_note_ids(rows)
+        return {"data": [invoice_view(r, *children[r.seq], notes[r.seq]) for r in rows], "has_more": has_more}
 
     @idempotent
-    @blp.arguments(InvoiceCreateSchema())
+    @blp.arguments(InvoiceCreateSchema(), example=INVOICE_EXAMPLE)
     @blp.response(201, InvoiceSchema)
-    @blp.doc(**IDEMPOTENCY_DOC)
+    @blp.doc(**idempotency_doc("The booking (booking_id) already has a live invoice."))
     def post(self, data):
         """A draft invoice for one infusion, priced exactly as a quote."""
         invoice = booking.create_invoice(build_request(data), data["patient"], g.actor,
@@ -87,23 +107,28 @@ class Invoices(MethodView):
 @blp.route("/invoices/<invoice_id>")
 class InvoiceById(MethodView):
     @blp.response(200, InvoiceSchema)
+    @blp.doc(responses=_NOT_FOUND)
     def get(self, invoice_id):
         """One invoice with its payments and refunds."""
         return one(invoicing.get_invoice(invoice_id))
 
     @blp.arguments(_update_schema)
     @blp.response(200, InvoiceSchema)
+    @blp.doc(responses={**_NOT_FOUND, "409": problem_response(
+        "The invoice is not a draft, or it already belongs to another booking, or the booking already has "
+        "a live invoice.")})
     def patch(self, changes, invoice_id):
         """Change a draft's inputs; it is re-priced. 409 unless the invoice is a draft."""
         # Back to the JSON form the invoice stores its inputs in; merged under the row lock.
         return one(booking.update_invoice(invoice_id, _update_schema.dump(changes), g.actor))
 
 
-def _action(name: str, use_case, summary: str) -> None:
+def _action(name: str, use_case, summary: str, conflict: str) -> None:
     class Action(MethodView):
         @idempotent
         @blp.response(200, InvoiceSchema)
-        @blp.doc(summary=summary, **IDEMPOTENCY_DOC)
+        @blp.doc(summary=summary, **idempotency_doc(conflict))
+        @blp.doc(responses=_NOT_FOUND)
         def post(self, invoice_id):
             return one(use_case(invoice_id, g.actor))
 
@@ -111,9 +136,12 @@ def _action(name: str, use_case, summary: str) -> None:
     blp.route(f"/invoices/<invoice_id>/{name}")(Action)
 
 
-_action("finalize", invoicing.finalize_invoice, "draft → open: number, due date, lines frozen")
-_action("void", invoicing.void_invoice, "draft or open, with no payments → void")
-_action("mark-uncollectible", invoicing.mark_uncollectible, "open → uncollectible (written off)")
+_action("finalize", invoicing.finalize_invoice, "draft → open: number, due date, lines frozen",
+        "The invoice is not a draft.")
+_action("void", invoicing.void_invoice, "draft or open, with no payments → void",
+        "The invoice is not a draft or open, or it has payments.")
+_action("mark-uncollectible", invoicing.mark_uncollectible, "open → uncollectible (written off)",
+        "The invoice is not open.")
 
 
 @blp.route("/invoices/<invoice_id>/payments")
@@ -121,7 +149,8 @@ class InvoicePayments(MethodView):
     @idempotent
     @blp.arguments(PaymentCreateSchema())
     @blp.response(201, InvoiceSchema)
-    @blp.doc(**IDEMPOTENCY_DOC)
+    @blp.doc(**idempotency_doc("The invoice is not open or uncollectible."))
+    @blp.doc(responses=_NOT_FOUND)
     def post(self, data, invoice_id):
         """Record a payment taken by hand; more than is due is refused (422)."""
         return one(invoicing.record_payment(invoice_id, data["amount"], data["method"], g.actor,
@@ -133,7 +162,10 @@ class InvoiceRefunds(MethodView):
     @idempotent(in_steps=True)
     @blp.arguments(RefundCreateSchema())
     @blp.response(201, InvoiceSchema)
-    @blp.doc(**IDEMPOTENCY_DOC)
+    @blp.doc(**idempotency_doc("The invoice has nothing to refund, or Stripe refused the refund."))
+    @blp.doc(responses={**_NOT_FOUND,
+                        "503": problem_response("The money was paid online and Stripe is not configured or "
+                                                "could not be reached; nothing was refunded.")})
     def post(self, data, invoice_id):
         """Refund part or all of what was paid; more than remains is refused (422).
 
@@ -152,7 +184,8 @@ class PaymentLinkSchema(Schema):
 class InvoicePaymentLink(MethodView):
     @idempotent
     @blp.response(201, PaymentLinkSchema)
-    @blp.doc(**IDEMPOTENCY_DOC)
+    @blp.doc(**idempotency_doc("The invoice is not open (or uncollectible) with something due."))
+    @blp.doc(responses=_NOT_FOUND)
     def post(self, invoice_id):
         """A new payment link for the patient (open invoices with something due; 409 otherwise)."""
         url, expires_at = payment_links.create_payment_link(invoice_id, g.actor, public_base_url())
@@ -162,7 +195,8 @@ class InvoicePaymentLink(MethodView):
 @blp.route("/invoices/<invoice_id>/pdf")
 class InvoicePdf(MethodView):
     @blp.doc(responses={"200": {"description": "The invoice as a PDF.",
-                                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
+                                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+                        **_NOT_FOUND})
     def get(self, invoice_id):
         """The invoice as a PDF: supplier, patient and payer, both fee lines, totals, exclusions."""
         name, body = invoice_pdf(invoicing.get_invoice(invoice_id), public_base_url())
@@ -174,6 +208,7 @@ class InvoicePdf(MethodView):
 @blp.route("/invoices/<invoice_id>/audit")
 class InvoiceAudit(MethodView):
     @blp.response(200, AuditTrailSchema)
+    @blp.doc(responses=_NOT_FOUND)
     def get(self, invoice_id):
         """Who did what to this invoice, when, with the state before and after, oldest first."""
         return {"data": invoicing.audit_trail(invoice_id)}

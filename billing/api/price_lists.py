@@ -9,6 +9,7 @@ from ..clock import today_at_clinic
 from .. import price_lists
 from ..errors import NotFound
 from .auth import api_blueprint
+from .problems import problem_response
 from .schemas import (
     CurrentPriceListQuerySchema,
     PaginationSchema,
@@ -42,6 +43,7 @@ class PriceLists(MethodView):
 class CurrentPriceList(MethodView):
     @blp.arguments(CurrentPriceListQuerySchema(), location="query")
     @blp.response(200, PriceListSchema)
+    @blp.doc(responses={"404": problem_response("No price list is in effect on that date.")})
     def get(self, args):
         """The version in effect on `date` (default today)."""
         on = args["date"] or today_at_clinic()
@@ -54,6 +56,7 @@ class CurrentPriceList(MethodView):
 @blp.route("/price-lists/<price_list_id>")
 class PriceListById(MethodView):
     @blp.response(200, PriceListSchema)
+    @blp.doc(responses={"404": problem_response("No price list version has this id.")})
     def get(self, price_list_id):
         """One price list version."""
         return price_lists.price_list_view(price_lists.get_price_list(price_list_id))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from http import HTTPStatus
 from typing import Any, Mapping
 
+from apispec import BasePlugin
 from flask import Flask, Response, g, json, render_template, request
 from flask_smorest import Api
+from marshmallow import INCLUDE, Schema, fields
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -73,7 +76,106 @@ def _slug(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
+class ProblemSchema(Schema):
+    """How every error under /api is answered, as application/problem+json (for the document;
+    problem() writes the bodies)."""
+
+    class Meta:
+        unknown = INCLUDE  # a problem may carry more members (the booking webhook's event_id, result)
+
+    type = fields.String(required=True, metadata={"example": TYPE_BASE + "not-found"})
+    title = fields.String(required=True, metadata={"example": "Not Found"})
+    status = fields.Integer(required=True, metadata={"example": 404})
+    detail = fields.String(required=True, metadata={"example": "No invoice inv_123."})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "Invalid input: the messages for each field, by its dotted path in the request "
+                       "(\"dose.grams\"; \"_schema\" for the whole).",
+        "example": {"dose.grams": ["The dose must be more than 0 g."]}})
+    request_id = fields.String(metadata={"description": "This request's id, as in the service's logs."})
+
+
+# What the shared error responses say, where the status alone says too little.
+_RESPONSE_DESCRIPTIONS = {
+    400: "Malformed: a body that is not JSON or nests deeper than 32 levels, or a NUL character (\\u0000) "
+         "anywhere in the request.",
+    401: "No valid API key: send Authorization: Bearer <key>.",
+    404: "The id in the path (or starting_after) names nothing.",
+    413: "The body is over 1 MiB; refused before it is read.",
+    422: "Invalid input; errors says what, by field. Text holding a control character or an unpaired "
+         "surrogate is refused so too.",
+}
+
+
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An error response for an operation's own doc: `@blp.doc(responses={"409": problem_response(…)})`."""
+    return {"description": description, "content": _PROBLEM_CONTENT}
+
+
+_NO_NUL = "^[^\\u0000]*$"
+
+
+class _WhatEveryRequestMeets(BasePlugin):
+    """Documents on every operation what any request meets whatever its view: a NUL character
+    (refuse_nul_characters; so every text parameter says it takes none) or a body that isn't
+    JSON (400, request_guard), the API key (401, unless the operation is signed instead), a body
+    over 1 MiB (413), and an id in the path or in starting_after that names nothing (404).
+    (flask-smorest adds the 422 of each operation that takes arguments.) An error response
+    documented without a body is given the problem body."""
+
+    def path_helper(self, parameters: list | None = None, **kwargs: Any) -> None:
+        _refuse_nul(parameters or [])
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **kwargs: Any) -> None:
+        for operation in (operations or {}).values():
+            _refuse_nul(operation.get("parameters", []))
+            responses = operation.setdefault("responses", {})
+            present = {str(code) for code in responses}
+
+            def add(status: int) -> None:
+                if str(status) not in present:
+                    responses[str(status)] = HTTPStatus(status).name
+
+            add(400)
+            if operation.get("security") != []:
+                add(401)
+            if "requestBody" in operation:
+                add(413)
+            names = {p.get("name") for p in operation.get("parameters", []) if isinstance(p, dict)}
+            if "{" in (path or "") or "starting_after" in names:
+                add(404)
+            for code, response in responses.items():
+                if str(code).startswith(("4", "5")) and isinstance(response, dict) and "content" not in response:
+                    response["content"] = _PROBLEM_CONTENT
+
+
+def _refuse_nul(parameters: list) -> None:
+    for parameter in parameters:
+        schema = parameter.get("schema") if isinstance(parameter, dict) else None
+        if parameter.get("in") in ("path", "query") and isinstance(schema, dict) \
+                and schema.get("type") == "string" and not {"pattern", "enum", "format"} & set(schema):
+            schema["pattern"] = _NO_NUL
+
+
 class ProblemApi(Api):
+    ERROR_SCHEMA = ProblemSchema
+    # No catch-all "default" response: each operation lists the errors it can answer.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _init_spec(self, *, extra_plugins=None, **options: Any) -> None:  # type: ignore[override]
+        super()._init_spec(extra_plugins=[*(extra_plugins or ()), _WhatEveryRequestMeets()], **options)
+        self.spec.components.schema("Problem", schema=ProblemSchema)
+
+    def _register_responses(self) -> None:
+        """flask-smorest's shared responses, one per status, each answered as problem+json."""
+        for status in HTTPStatus:
+            response: dict[str, Any] = {"description": _RESPONSE_DESCRIPTIONS.get(status, status.phrase)}
+            if status >= 400:
+                response["content"] = _PROBLEM_CONTENT
+            self.spec.components.response(status.name, response, lazy=True)
+
     def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
         code = error.code or 500
         data = getattr(error, "data", None) or {}

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from babel.numbers import list_currencies
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..pricing import PRODUCT, SERVICE
-from ..inputs import DoseSchema, OtherItemSchema, PatientSchema, PayerSchema, one_line, vials_dispensed_field
+from ..pricing.catalogue import MAX_AMOUNT, MAX_VIAL_GRAMS
+from ..pricing.service_fee import MAX_DURATION_MINUTES
+from ..inputs import (
+    NOT_BLANK_TEXT_PATTERN,
+    TEXT,
+    DoseSchema,
+    OtherItemSchema,
+    PatientSchema,
+    PayerSchema,
+    one_line,
+    vials_dispensed_field,
+)
 from ..json_fields import Amount, DecimalString, ISODate
 from ..states import MANUAL_METHODS, InvoiceStatus, PaymentMethod, RefundStatus
 
@@ -20,6 +32,51 @@ def _known_currency(value: str) -> None:
         raise ValidationError("Not an ISO 4217 currency code.")
 
 
+# Field metadata for the OpenAPI document, where a rule is checked beyond the field's validators:
+PRICE = {"minimum": 0, "maximum": MAX_AMOUNT}  # every amount in a price list (pricing/catalogue.py)
+WORKED_OUT = {"maxLength": None}  # a decimal the service works out: as long as it comes
+
+
+_REQUEST_RULES = ("pattern", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems", "enum")
+_answered: dict[type[Schema], type[Schema]] = {}
+
+
+def answered(schema: type[Schema]) -> type[Schema]:
+    """`schema` as an answer shows it: the same fields, dumped the same, without the rules only a
+    request is held to (validators; patterns, lengths, ranges; an email's format). An answer shows
+    what is stored, which may have come in through a staff page, with checks of its own, instead
+    of this API. Documented as Stored<Name>."""
+    if schema not in _answered:
+        declared = {name: _answered_field(field) for name, field in schema._declared_fields.items()}
+        _answered[schema] = Schema.from_dict(declared, name="Stored" + schema.__name__.removesuffix("Schema"))
+    return _answered[schema]
+
+
+def _answered_field(field: fields.Field) -> fields.Field:
+    if isinstance(field, fields.Email):  # dumped as any string; a staff page takes any text
+        field = fields.String(data_key=field.data_key, attribute=field.attribute, allow_none=field.allow_none,
+                              required=field.required, metadata=field.metadata)
+    field = copy.copy(field)  # the input's field stays as it is (marshmallow copies fields so too)
+    field.validators = []
+    field.metadata = {k: v for k, v in field.metadata.items() if k not in _REQUEST_RULES}
+    if isinstance(field, fields.List):
+        field.inner = _answered_field(field.inner)
+    elif isinstance(field, fields.Nested) and isinstance(field.nested, type):
+        field.nested = answered(field.nested)
+    return field
+
+
+def null_or_nested(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """An apispec attribute function (register_api adds it). apispec documents a nested field
+    that may be null as "any object, or null; or the nested schema", which lets any object
+    through; this makes it "null, or the nested schema" (OpenAPI 3.0 has no null type: an
+    object that may be null and can only be null)."""
+    loose = {"type": "object", "nullable": True}
+    if isinstance(field, fields.Nested) and field.allow_none and loose in ret.get("anyOf", ()):
+        return {"anyOf": [{**loose, "enum": [None]} if option == loose else option for option in ret["anyOf"]]}
+    return {}
+
+
 class PaginationSchema(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     starting_after = fields.String(load_default=None, validate=validate.Length(max=64))
@@ -28,31 +85,38 @@ class PaginationSchema(Schema):
 # --- price lists ----------------------------------------------------------------------------
 
 class VialSchema(Schema):
-    grams = DecimalString(required=True)
-    unit_amount = Amount(allow_none=True, load_default=None)
+    grams = DecimalString(required=True, metadata={
+        "description": f"More than 0 and at most {MAX_VIAL_GRAMS} g, to two decimal places; each size once."})
+    unit_amount = Amount(allow_none=True, load_default=None, metadata={
+        **PRICE, "description": "In pence, per vial: required for a product priced per_vial, absent for per_gram."})
 
 
 class ProductSchema(Schema):
-    code = fields.String(required=True, metadata={"example": "IVIG10-5-10-20"})
-    name = fields.String(required=True)
+    code = fields.String(required=True, metadata={
+        "example": "IVIG10-5-10-20", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "maxLength": 64,
+        "description": "Letters, digits, '.', '_' or '-'; once in a price list."})
+    name = fields.String(required=True, metadata={"minLength": 1, "maxLength": 200, "pattern": NOT_BLANK_TEXT_PATTERN})
     pricing = fields.String(required=True, validate=validate.OneOf(["per_vial", "per_gram"]))
-    gram_amount = Amount(allow_none=True, load_default=None)
-    vials = fields.List(fields.Nested(VialSchema), required=True)
+    gram_amount = Amount(allow_none=True, load_default=None, metadata={
+        **PRICE, "description": "In pence, per gram: required for a product priced per_gram, absent for per_vial."})
+    vials = fields.List(fields.Nested(VialSchema), required=True, metadata={"minItems": 1})
 
 
 class TierSchema(Schema):
-    up_to_minutes = fields.Integer(strict=True, required=True)
-    amount = Amount(required=True)
+    up_to_minutes = fields.Integer(strict=True, required=True, metadata={
+        "minimum": 1, "maximum": 24 * 60, "description": "Tiers go in ascending order of minutes."})
+    amount = Amount(required=True, metadata=PRICE)
 
 
 class ServiceFeeSchema(Schema):
-    tiers = fields.List(fields.Nested(TierSchema), required=True)
-    extra_per_30_minutes = Amount(allow_none=True, load_default=None)
+    tiers = fields.List(fields.Nested(TierSchema), required=True, metadata={"minItems": 1})
+    extra_per_30_minutes = Amount(allow_none=True, load_default=None, metadata=PRICE)
 
 
 class TaxRateSchema(Schema):
-    rate = DecimalString(required=True, metadata={"description": "A percentage: \"20\" is 20 %."})
-    label = fields.String(required=True, metadata={"example": "Exempt"})
+    rate = DecimalString(required=True, metadata={"description": "A percentage from 0 to 100: \"20\" is 20 %."})
+    label = fields.String(required=True, metadata={
+        "example": "Exempt", "minLength": 1, "maxLength": 40, "pattern": NOT_BLANK_TEXT_PATTERN})
 
 
 class TaxSchema(Schema):
@@ -65,16 +129,18 @@ class CancellationSchema(Schema):
 
 
 class PriceListInputSchema(Schema):
-    effective_from = ISODate(required=True)
-    currency = fields.String(required=True, validate=_known_currency, metadata={"example": "GBP"})
-    statement = fields.String(validate=validate.Length(1, 1000))
-    products = fields.List(fields.Nested(ProductSchema), required=True)
+    effective_from = ISODate(required=True, metadata={
+        "description": "Today or later, once there is a version: a correction for the past is a credit note."})
+    currency = fields.String(required=True, validate=_known_currency,
+                             metadata={"example": "GBP", "enum": sorted(_CURRENCIES)})
+    statement = fields.String(validate=validate.Length(1, 1000), metadata={"pattern": NOT_BLANK_TEXT_PATTERN})
+    products = fields.List(fields.Nested(ProductSchema), required=True, metadata={"minItems": 1})
     infusion_service = fields.Nested(ServiceFeeSchema, required=True)
     tax = fields.Nested(TaxSchema)
     cancellation = fields.Nested(CancellationSchema)
 
 
-class PriceListSchema(PriceListInputSchema):
+class PriceListSchema(answered(PriceListInputSchema)):  # type: ignore[misc]
     id = fields.String(dump_only=True, metadata={"example": "pl_4f1c…"})
     version = fields.Integer(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
@@ -91,7 +157,7 @@ class CurrentPriceListQuerySchema(Schema):
 
 # --- quotes ---------------------------------------------------------------------------------
 
-class ExcludedItemSchema(OtherItemSchema):
+class ExcludedItemSchema(answered(OtherItemSchema)):  # type: ignore[misc]
     reason = fields.String()
 
 
@@ -100,10 +166,14 @@ _INFUSION_FIELDS = ("product_code", "dose", "duration_minutes", "service_date")
 
 def _infusion_fields(required: bool) -> dict[str, fields.Field]:
     return {
-        "product_code": fields.String(required=required, validate=validate.Length(1, 64)),
+        "product_code": fields.String(required=required, validate=validate.Length(1, 64), metadata={
+            **TEXT, "example": "IVIG10-5-10-20", "description": "A product of the price list in effect."}),
         "dose": fields.Nested(DoseSchema, required=required),
-        "duration_minutes": fields.Integer(strict=True, required=required),
-        "service_date": fields.Date(required=required),
+        "duration_minutes": fields.Integer(strict=True, required=required, metadata={
+            "minimum": 1, "maximum": MAX_DURATION_MINUTES, "example": 180,
+            "description": "Past the price list's last tier only if it prices extra time."}),
+        "service_date": fields.Date(required=required, metadata={
+            "example": "2026-12-01", "description": "A price list must be in effect on it."}),
         "other_items": fields.List(fields.Nested(OtherItemSchema), load_default=list,
                                    validate=validate.Length(max=50)),
         "vials_dispensed": vials_dispensed_field(load_default=None),
@@ -132,8 +202,22 @@ class QuoteRequestSchema(Schema.from_dict(_infusion_fields(False), name="_QuoteF
             raise ValidationError(missing)
 
 
+# The contract's example infusion, and a draft invoice for it: the document's request examples.
+INFUSION_EXAMPLE = {"product_code": "IVIG10-5-10-20", "dose": {"grams_per_kg": "0.4", "weight_kg": "68.5"},
+                    "duration_minutes": 180, "service_date": "2026-12-01"}
+INVOICE_EXAMPLE = {**INFUSION_EXAMPLE, "patient": {"id": "pt_9", "name": "Alex Example", "email": "alex@example.org"}}
+
+# Which fields go together, which a schema can't say field by field: added to the document's
+# Dose and QuoteRequest (register_api). A dose is in grams, or per kg with a weight; a quote is
+# one infusion (its fields at the top level) or a course, not both.
+DOSE_FORMS = {"oneOf": [{"required": ["grams"], "maxProperties": 1},
+                        {"required": ["grams_per_kg", "weight_kg"], "maxProperties": 2}]}
+QUOTE_FORMS = {"oneOf": [{"required": list(_INFUSION_FIELDS), "not": {"required": ["course"]}},
+                         {"required": ["course"], "properties": {f: {"not": {}} for f in _INFUSION_FIELDS}}]}
+
+
 class VialLineSchema(Schema):
-    grams = DecimalString()
+    grams = DecimalString(metadata=WORKED_OUT)
     count = fields.Integer()
     unit_amount = Amount(allow_none=True)
 
@@ -141,15 +225,15 @@ class VialLineSchema(Schema):
 class LineSchema(Schema):
     category = fields.String(metadata={"enum": [PRODUCT, SERVICE]})
     description = fields.String()
-    quantity = DecimalString()
+    quantity = DecimalString(metadata=WORKED_OUT)
     unit = fields.String()
     unit_amount = Amount(allow_none=True)
     amount = Amount()
-    tax_rate = DecimalString()
+    tax_rate = DecimalString(metadata=WORKED_OUT)
     tax_label = fields.String()
     tax_amount = Amount()
-    dose_grams = DecimalString(metadata={"description": "Product line only."})
-    waste_grams = DecimalString(metadata={"description": "Product line only."})
+    dose_grams = DecimalString(metadata={**WORKED_OUT, "description": "Product line only."})
+    waste_grams = DecimalString(metadata={**WORKED_OUT, "description": "Product line only."})
     vials = fields.List(fields.Nested(VialLineSchema), metadata={"description": "Product line only."})
     duration_minutes = fields.Integer(metadata={"description": "Service line only."})
 
@@ -201,10 +285,11 @@ InvoiceCreateSchema = Schema.from_dict({**_infusion_fields(True), **_invoice_ext
 class InvoiceUpdateSchema(Schema):
     """Any of the draft's inputs; what is sent replaces what was there, then it is re-priced."""
 
-    product_code = fields.String(validate=validate.Length(1, 64))
+    _infusion = _infusion_fields(False)
+    product_code = _infusion["product_code"]
     dose = fields.Nested(DoseSchema)
-    duration_minutes = fields.Integer(strict=True)
-    service_date = fields.Date()
+    duration_minutes = _infusion["duration_minutes"]
+    service_date = _infusion["service_date"]
     other_items = fields.List(fields.Nested(OtherItemSchema), validate=validate.Length(max=50))
     vials_dispensed = vials_dispensed_field(allow_none=True)
     patient = fields.Nested(PatientSchema)
@@ -219,15 +304,18 @@ class InvoiceListQuerySchema(PaginationSchema):
 
 
 class PaymentCreateSchema(Schema):
-    amount = Amount(required=True)
+    amount = Amount(required=True, metadata={
+        "minimum": 1, "description": "In pence: more than 0, at most what is due."})
     method = fields.String(required=True, validate=validate.OneOf(list(MANUAL_METHODS)))
     reference = fields.String(allow_none=True, load_default=None, validate=one_line(200))
-    received_on = fields.Date(load_default=None, metadata={"description": "Defaults to today."})
+    received_on = fields.Date(load_default=None, metadata={
+        "description": "Defaults to today; not later than tomorrow, nor more than a year before the invoice was made."})
 
 
 class RefundCreateSchema(Schema):
-    amount = Amount(required=True)
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    amount = Amount(required=True, metadata={
+        "minimum": 1, "description": "In pence: more than 0, at most what was paid and not yet refunded."})
+    reason = fields.String(required=True, validate=validate.Length(1, 500), metadata=TEXT)
 
 
 class PaymentSchema(Schema):
@@ -256,11 +344,13 @@ class InvoiceSchema(PricedSchema):
     number = fields.String(allow_none=True, metadata={"example": "INV-2026-000042"})
     status = fields.String(metadata={"enum": list(InvoiceStatus)})
     booking_id = fields.String(allow_none=True)
-    patient = fields.Nested(PatientSchema)
-    bill_to = fields.Nested(PayerSchema, allow_none=True)
+    patient = fields.Nested(answered(PatientSchema))
+    bill_to = fields.Nested(answered(PayerSchema), allow_none=True)
     amount_paid = Amount()
     amount_refunded = Amount()
-    amount_due = Amount()
+    amount_credited = Amount(metadata={"description": "The total of the credit notes against this invoice."})
+    credit_notes = fields.List(fields.String(), metadata={"description": "Their ids, oldest first."})
+    amount_due = Amount(metadata={"description": "total − amount_paid − credit applied before payment; never below 0."})
     issued_at = fields.DateTime(allow_none=True)
     due_date = ISODate(allow_none=True)
     paid_at = fields.DateTime(allow_none=True)

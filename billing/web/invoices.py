@@ -20,10 +20,10 @@ from ..money_format import show
 from ..payments import public_base_url, stripe_gateway
 from ..pdf import invoice_pdf
 from ..price_lists import price_list_in_effect
-from ..pricing import PricingError, Quote
+from ..pricing import PRODUCT, PricingError, Quote
 from ..quotes import build_request, price_one
 from ..states import MANUAL_METHODS, InvoiceStatus
-from . import bp, can, choices, pence, requires
+from . import bp, can, choices, pence, pounds, requires
 
 METHOD_NAMES = {"card_terminal": "Card terminal", "bank_transfer": "Bank transfer", "cash": "Cash", "other": "Other"}
 PAGE = 50
@@ -93,6 +93,18 @@ class RefundForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     pass
+
+
+class CreditNoteForm(FlaskForm):
+    reason = SelectField("Reason", choices=choices([("order_change", "The order changed (dose, duration)"),
+                                                    ("product_unsatisfactory", "Product not used or unsatisfactory"),
+                                                    ("duplicate", "Billed twice"), ("other", "Other")]))
+    memo = StringField("Note on the credit note", validators=[Optional(), Length(max=500)])
+    product_amount = StringField("Immunoglobulin product to credit (£)", validators=[Optional(), Length(max=20)])
+    service_amount = StringField("Infusion service to credit (£)", validators=[Optional(), Length(max=20)])
+    refund_amount = StringField("Of which refunded (£)", validators=[Optional(), Length(max=20)], default="0")
+    out_of_band_amount = StringField("Of which returned another way (£)", validators=[Optional(), Length(max=20)],
+                                     default="0")
 
 
 def product_choices(on: date | None = None) -> list:
@@ -179,16 +191,44 @@ def new_invoice():
 def invoice(invoice_id: str):
     inv = invoicing.get_invoice(invoice_id)
     payments, refunds = invoicing.children_of([inv])[inv.seq]
+    trail = invoicing.audit_trail(invoice_id)
     return render_template("invoice.html", inv=inv, payments=payments, refunds=refunds,
-                           trail=invoicing.audit_trail(invoice_id), show=show, can=can,
+                           credit_notes=invoicing.credit_notes_of(inv), suggestion=_suggested_credit_link(inv, trail),
+                           trail=trail, show=show, can=can,
                            payment_url=payment_links.current_link_url(inv, public_base_url()),
                            online=stripe_gateway() is not None, payment_ids={p.seq: p.id for p in payments})
+
+
+def _suggested_credit_link(inv, trail) -> str | None:
+    """The credit note the newest booking flag suggests, as a prefilled form's address."""
+    for event in reversed(trail):
+        suggested = (event.detail or {}).get("suggested_credit")
+        if event.action == "flagged" and suggested:
+            left = invoicing.credit_left(inv)
+            args = {f"{'product' if c == PRODUCT else 'service'}_amount": pounds(min(a, left.get(c, 0)))
+                    for c, a in suggested.items() if min(a, left.get(c, 0)) > 0}
+            if not args:
+                return None
+            return url_for("web.invoice_action", invoice_id=inv.id, action="credit-note", reason="order_change",
+                           memo="The booking changed after the invoice was issued", **args)
+        if event.action == "credit_note_issued":
+            return None
+    return None
 
 
 @bp.get("/invoices/<invoice_id>/pdf", endpoint="invoice_pdf")
 @requires("viewer")
 def invoice_pdf_page(invoice_id: str):
     name, body = invoice_pdf(invoicing.get_invoice(invoice_id), public_base_url())
+    return Response(body, mimetype="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
+
+
+@bp.get("/credit-notes/<credit_note_id>/pdf")
+@requires("viewer")
+def credit_note_pdf(credit_note_id: str):
+    from ..credit_note_pdf import credit_note_pdf as render
+
+    name, body = render(invoicing.get_credit_note(credit_note_id))
     return Response(body, mimetype="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
@@ -220,6 +260,8 @@ def invoice_action(invoice_id: str, action: str):
         form = RefundForm()
         return _money_form(form, "refund.html", inv, "Refund of {} recorded.", lambda amount: invoicing.refund(
             invoice_id, amount, form.reason.data, actor(), stripe_gateway()))
+    if action == "credit-note":
+        return _credit_note_form(inv)
     if action == "payment-link":
         form = ConfirmForm()
         if form.validate_on_submit():
@@ -228,6 +270,35 @@ def invoice_action(invoice_id: str, action: str):
         return render_template("confirm.html", inv=inv, title="Make a payment link",
                                text="The patient can pay the amount due by card through it.", form=form, show=show)
     abort(404)
+
+
+def _credit_note_form(inv):
+    form = CreditNoteForm(request.args) if request.method == "GET" else CreditNoteForm()  # GET: prefilled by a link
+    left = invoicing.credit_left(inv)
+    if request.method == "POST" and form.validate_on_submit():
+        amounts: dict[str, int] = {}
+        for name in ("product_amount", "service_amount", "refund_amount", "out_of_band_amount"):
+            text = (getattr(form, name).data or "").strip()
+            try:
+                amounts[name] = pence(text) if text else 0
+            except ValueError as error:
+                getattr(form, name).errors = [str(error)]
+        if not form.errors:
+            lines = [{"category": category, "amount": amounts[name]}
+                     for category, name in ((PRODUCT, "product_amount"), ("infusion_service", "service_amount"))
+                     if amounts[name]]
+            try:
+                note = invoicing.issue_credit_note(
+                    inv.id, actor(), reason=form.reason.data, memo=form.memo.data or None, lines=lines,
+                    refund_amount=amounts["refund_amount"], out_of_band_amount=amounts["out_of_band_amount"],
+                    gateway=stripe_gateway())
+            except DomainProblem as error:
+                form.form_errors.append(error.detail)
+            else:
+                flash(f"Credit note {note.number} issued for {show(note.total, note.currency)}.")
+                return redirect(url_for("web.invoice", invoice_id=inv.id), code=303)
+    return render_template("credit_note.html", inv=inv, form=form, left=left, show=show), (
+        422 if request.method == "POST" else 200)
 
 
 def _money_form(form, template: str, inv, message: str, run):

@@ -3,7 +3,6 @@ one, errors shown where they are), and a quote calculator."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from babel.numbers import list_currencies

@@ -51,6 +51,12 @@ def lines_csv():
     return _csv("invoice-lines.csv", reports.lines_csv(*_period()))
 
 
+@bp.get("/reports/credit-notes.csv")
+@requires("viewer")
+def credit_notes_csv():
+    return _csv("credit-notes.csv", reports.credit_notes_csv(*_period()))
+
+
 @bp.get("/reports/payments.csv")
 @requires("viewer")
 def payments_csv():

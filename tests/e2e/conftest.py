@@ -40,3 +40,20 @@ def page(browser):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def paying_online(app, api, stripe_on, live_server, monkeypatch):
+    """The live service with paying online on: localstripe signs and sends its events to it,
+    and the contract's price list is loaded."""
+    import time
+
+    from tests.conftest import STRIPE_WEBHOOK_SECRET
+    from tests.factories import price_list_document
+
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", live_server.url)
+    stripe_on.register_webhook(f"{live_server.url}/api/v1/webhooks/stripe", STRIPE_WEBHOOK_SECRET)
+    assert api.post("/api/v1/price-lists", json=price_list_document()).status_code == 201
+    yield stripe_on
+    stripe_on.silence_webhooks()
+    time.sleep(1.2)  # localstripe sends each event a second after it happens: let those pass

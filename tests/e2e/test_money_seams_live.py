@@ -15,20 +15,14 @@ from billing import outbox
 from billing.extensions import db
 from billing.models import Invoice, StripeEvent
 from tests import stripe_helpers as sh
-from tests.conftest import STRIPE_WEBHOOK_SECRET
-from tests.factories import open_invoice, payment_link, price_list_document
+from tests.factories import open_invoice, payment_link
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
-def online(app, api, stripe_on, live_server, monkeypatch):
-    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", live_server.url)
-    stripe_on.register_webhook(f"{live_server.url}/api/v1/webhooks/stripe", STRIPE_WEBHOOK_SECRET)
-    assert api.post("/api/v1/price-lists", json=price_list_document()).status_code == 201
-    yield
-    stripe_on.silence_webhooks()
-    time.sleep(1.2)  # localstripe sends each event a second after it happens: let those pass
+def online(paying_online):
+    return paying_online
 
 
 def open_pay_page(app, api, client) -> tuple[dict, str]:

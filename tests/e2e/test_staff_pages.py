@@ -126,3 +126,25 @@ def test_a_viewer_sees_no_actions_and_is_refused_when_posting_anyway(app, api, p
     assert response.status == 403
     state = api.get(f"/api/v1/invoices/{invoice['id']}").get_json()
     assert state["status"] == "open" and state["amount_paid"] == 0
+
+
+def test_finance_issues_a_credit_note_from_the_invoice_page(app, api, page, live_server, artifacts):
+    from tests.factories import open_invoice
+
+    invoice = open_invoice(api)
+    sign_in(page, live_server.url, "admin@clinic.example")
+    page.goto(f"{live_server.url}/invoices/{invoice['id']}")
+    page.get_by_role("link", name="Issue credit note").click()
+    assert page.locator("#left-infusion_service").inner_text() == "£350.00"
+    page.get_by_label("Infusion service to credit (£)").fill("400.00")  # more than it charged
+    page.get_by_role("button", name="Issue credit note").click()
+    page.get_by_text("£50.00 more than").or_(page.get_by_text("is more than the £350.00")).first.wait_for()
+    page.get_by_label("Infusion service to credit (£)").fill("100.00")
+    page.get_by_label("Note on the credit note").fill("Infusion stopped after 90 minutes")
+    page.get_by_role("button", name="Issue credit note").click()
+    page.get_by_text(re.compile(r"Credit note CN-\d{4}-000001 issued for £100\.00\.")).wait_for()
+    assert page.locator("#amount-due").inner_text() == "£1,930.00"
+    assert page.locator("#amount-credited").inner_text() == "£100.00"
+    page.screenshot(path=str(artifacts / "credit-note.png"), full_page=True)
+    page.goto(f"{live_server.url}/invoices")
+    assert page.get_by_text("credited").count() == 1

@@ -80,3 +80,24 @@ def test_the_same_idempotency_key_at_once_pays_once(app, api, drafts):
     assert len(bodies) == 1
     state = api.get(f"/api/v1/invoices/{invoice_id}").get_json()
     assert state["amount_paid"] == 1000 and len(state["payments"]) == 1
+
+
+def test_50_concurrent_credit_notes_take_cn_numbers_1_to_50_without_gaps(app, api, drafts):
+    ids = drafts(50)
+    for invoice_id in ids:
+        assert api.post(f"/api/v1/invoices/{invoice_id}/finalize").status_code == 200
+    body = {"reason": "order_change", "lines": [{"category": "infusion_service", "amount": 1000}]}
+    responses = run_together(app, api.headers, [("POST", f"/api/v1/invoices/{i}/credit-notes", body, {}) for i in ids])
+    assert [r.status_code for r in responses] == [201] * 50
+    year = today_at_clinic().year
+    numbers = sorted(r.get_json()["number"] for r in responses)
+    assert numbers == [f"CN-{year}-{n:06d}" for n in range(1, 51)]
+
+
+def test_credit_notes_at_once_on_one_invoice_never_credit_more_than_it_charged(app, api, drafts):
+    (invoice_id,) = drafts(1)
+    assert api.post(f"/api/v1/invoices/{invoice_id}/finalize").status_code == 200
+    body = {"reason": "order_change", "lines": [{"category": "infusion_service", "amount": 10000}]}
+    responses = run_together(app, api.headers, [("POST", f"/api/v1/invoices/{invoice_id}/credit-notes", body, {})] * 8)
+    assert sorted(r.status_code for r in responses) == [201] * 3 + [422] * 5  # £350.00 holds three £100.00
+    assert api.get(f"/api/v1/invoices/{invoice_id}").get_json()["amount_credited"] == 30000

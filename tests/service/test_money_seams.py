@@ -16,32 +16,14 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from billing import invoicing, outbox
-from billing.cli import DEMO_PRICE_LIST
 from billing.errors import Unavailable
 from billing.extensions import db
 from billing.invoicing import CardPayment
 from billing.models import Invoice, OutboxMessage, Refund
-from billing.price_lists import create_price_list
 from billing.pricing.documents import request_from_json
-from billing.states import RefundStatus
-from tests.doubles import CountingGateway
 from tests.factories import infusion
 
 TOTAL = 203000  # the contract's example: £1,680.00 product + £350.00 service
-
-
-@pytest.fixture
-def stripe(app):
-    """An app context with the contract's price list, and the counting gateway as Stripe."""
-    gateway = CountingGateway()
-    with app.app_context():
-        create_price_list(DEMO_PRICE_LIST, "tests")
-        app.extensions["stripe_gateway"] = gateway
-        try:
-            yield gateway
-        finally:
-            app.extensions.pop("stripe_gateway", None)
-            db.session.remove()
 
 
 def open_invoice() -> str:
