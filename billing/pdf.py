@@ -655,6 +655,8 @@ def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: d
         rows.append(("Paid", -invoice.amount_paid))
     if invoice.amount_refunded:
         rows.append(("Refunded", invoice.amount_refunded))
+    if invoice.credit_applied:  # the part of its credit notes that reduced what was due
+        rows.append(("Credit notes", -invoice.credit_applied))
     rows.append(("Amount due", invoice.amount_due))
     for label, amount in rows:
         font("B" if label in ("Total", "Amount due") else "", 10)

@@ -170,3 +170,11 @@ def test_a_booking_changed_after_issue_suggests_the_credit_note_and_issues_nothi
     assert 'value="100.00"' in form and "order_change" in link
     more = deliver(booking_event("infusion.updated", event_id="evt_3", created=1764590100, duration_minutes=300))
     assert "£100.00 higher: an extra invoice for that would reconcile it." in more["flag"]
+
+
+def test_the_invoice_pdf_shows_the_credit_that_lowered_what_is_due(api):
+    invoice = open_invoice(api)
+    credit(api, invoice["id"])
+    pdf = api.get(f"/api/v1/invoices/{invoice['id']}/pdf").get_data()
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
+    assert "Total £2,030.00" in text and "Credit notes -£100.00" in text and "Amount due £1,930.00" in text
