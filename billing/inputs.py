@@ -36,7 +36,7 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 _NOT_ONE_LINE = re.compile("[\t\n\r\u202a-\u202e\u2066-\u2069]")
 
 
-def _on_one_line(value: str) -> None:
+def check_one_line(value: str) -> None:
     if _NOT_ONE_LINE.search(value):
         raise ValidationError("Must be one line of plain text: no line breaks, tabs or direction overrides.")
     if not value.strip():
@@ -58,7 +58,7 @@ TEXT = {"pattern": TEXT_PATTERN}  # field metadata: text the request guard lets 
 
 def one_line(max_length: int) -> validate.Validator:
     """A short text on one line: 1 to `max_length` characters, not blank."""
-    validator = validate.And(validate.Length(1, max_length), _on_one_line)
+    validator = validate.And(validate.Length(1, max_length), check_one_line)
     # What apispec reads off a validator for the document (as off validate.Length and validate.Regexp).
     validator.min, validator.max, validator.equal = 1, max_length, None  # type: ignore[attr-defined]
     validator.regex = re.compile(ONE_LINE_PATTERN)  # type: ignore[attr-defined]

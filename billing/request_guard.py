@@ -20,6 +20,11 @@ MAX_JSON_DEPTH = 32
 _BAD_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+def has_bad_character(text: str) -> bool:
+    """Whether `text` holds a character no text here may (see _BAD_CHARACTER)."""
+    return _BAD_CHARACTER.search(text) is not None
+
+
 class BadJson(Exception):
     def __init__(self, status: int, detail: str, errors: dict[str, list[str]] | None = None) -> None:
         super().__init__(detail)

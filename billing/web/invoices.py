@@ -12,6 +12,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import ValidationError as ValidationError_
 
 from .. import booking, invoicing, payment_links
 from ..clock import today_at_clinic
@@ -70,13 +71,34 @@ class InfusionFields(FlaskForm):
                 "service_date": self.service_date.data, "other_items": [], "vials_dispensed": None}
 
 
+def one_line(form, field) -> None:
+    """The API's rule for names, ids and references, on the staff form too."""
+    from marshmallow import ValidationError
+
+    from ..inputs import check_one_line
+
+    if field.data:
+        try:
+            check_one_line(field.data)
+        except ValidationError as error:
+            raise ValidationError_(error.messages[0]) from None
+
+
+def plain_text(form, field) -> None:
+    from ..request_guard import has_bad_character
+
+    if field.data and has_bad_character(field.data):
+        raise ValidationError_("Contains a control character, which is not allowed.")
+
+
 class NewInvoiceForm(InfusionFields):
-    patient_id = StringField("Patient id", validators=[DataRequired(), Length(max=64)])
-    patient_name = StringField("Patient name", validators=[DataRequired(), Length(max=200)])
-    patient_email = EmailField("Patient email", validators=[Optional(), Length(max=254)])
-    patient_address = StringField("Patient address", validators=[Optional(), Length(max=500)])
-    booking_id = StringField("Booking id", validators=[Optional(), Length(max=64)])
-    payer_name = StringField("Payer, if not the patient", validators=[Optional(), Length(max=200)])
+    patient_id = StringField("Patient id", validators=[DataRequired(), Length(max=64), one_line, plain_text])
+    patient_name = StringField("Patient name", validators=[DataRequired(), Length(max=200), one_line, plain_text])
+    patient_email = EmailField("Patient email", validators=[Optional(), Length(max=254), one_line, plain_text])
+    patient_address = StringField("Patient address", validators=[Optional(), Length(max=500), plain_text])
+    booking_id = StringField("Booking id", validators=[Optional(), Length(max=64), one_line, plain_text])
+    payer_name = StringField("Payer, if not the patient", validators=[Optional(), Length(max=200), one_line,
+                                                                       plain_text])
 
 
 class PaymentForm(FlaskForm):

@@ -360,3 +360,15 @@ def test_the_same_fields_in_another_order_are_the_same_request(api, staff):
         **api.headers, "Content-Type": "application/json", "Idempotency-Key": "k1"})
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json()["id"] == first.get_json()["id"]
+
+
+@pytest.mark.parametrize("name", ["Alex\x1bExample", "Alex\nExample", "   ", "Alex\u202eelpmaxE"])
+def test_the_staff_form_refuses_what_the_api_refuses_in_names(app, api, staff, name):
+    client = signed_in_client(app, "finance@clinic.example")
+    page = client.get("/invoices/new")
+    response = client.post("/invoices/new", data={
+        "csrf_token": token(page), "action": "create", "patient_id": "pt_1", "patient_name": name,
+        "product_code": "IVIG10-5-10-20", "dose_mode": "grams", "grams": "25", "duration_minutes": "180",
+        "service_date": days_ahead(7)})
+    assert response.status_code == 422
+    assert api.get("/api/v1/invoices").get_json()["data"] == []

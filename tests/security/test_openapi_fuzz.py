@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from billing.inputs import NOT_BLANK_TEXT_PATTERN, ONE_LINE_PATTERN, TEXT_PATTERN, _on_one_line
+from billing.inputs import NOT_BLANK_TEXT_PATTERN, ONE_LINE_PATTERN, TEXT_PATTERN, check_one_line
 from billing.json_fields import DECIMAL_PATTERN, DecimalString
 from billing.request_guard import _BAD_CHARACTER
 from tests.conftest import ApiClient
@@ -180,7 +180,7 @@ def _guard_allows(text: str) -> bool:
 
 def _one_line_allows(text: str) -> bool:
     try:
-        _on_one_line(text)
+        check_one_line(text)
     except Exception:
         return False
     return _guard_allows(text)
