@@ -301,14 +301,10 @@ def _apply(event: BookingEvent) -> Outcome:
 
 
 def current_invoice(booking: Booking) -> Invoice | None:
-    """The booking's infusion invoice now, whoever made it: the one its events or the API
-    attached, else (made through the API before anything recorded it) the newest live
-    infusion invoice carrying its booking id."""
-    if booking.invoice_id:
-        return invoicing.get_invoice(booking.invoice_id)
-    return db.session.scalar(select(Invoice).where(Invoice.booking_id == booking.id, Invoice.charge == "full",
-                                                   Invoice.status != InvoiceStatus.VOID)
-                             .order_by(Invoice.seq.desc()).limit(1))
+    """The booking's infusion invoice now, whoever made it: events and the API (through
+    create_invoice/update_invoice below) both record it on the booking's row; migration 0007
+    recorded those made through the API before."""
+    return invoicing.get_invoice(booking.invoice_id) if booking.invoice_id else None
 
 
 def _lock_booking(booking_id: str) -> Booking:
