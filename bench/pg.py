@@ -9,8 +9,9 @@ from sqlalchemy import create_engine, text
 SERVER = os.environ.get("BENCH_POSTGRES_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 
-def fresh_database(name: str = "billing_bench") -> str:
-    """Drop and recreate `name`; return its URL."""
+def fresh_database(name: str | None = None) -> str:
+    """Drop and recreate `name` (default BENCH_DATABASE_NAME, else billing_bench); return its URL."""
+    name = name or os.environ.get("BENCH_DATABASE_NAME", "billing_bench")
     admin = create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

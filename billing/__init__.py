@@ -15,7 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .config import ConfigError, load_settings
+from .config import ConfigError, check_settings, load_settings
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -83,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
+    check_settings(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     if app.config["TRUSTED_PROXIES"]:
         # Behind a TLS proxy: take the client's address and scheme from its X-Forwarded-* headers,
@@ -94,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from . import models  # noqa: F401  (tables registered before migrate sees the metadata)
     from .payments import tasks  # noqa: F401  (the outbox's Stripe handlers)
+    from .messages import email, events  # noqa: F401  (the outbox's email and event handlers)
     from .api import register_api
     from .api.problems import register_error_handlers
     from .outage import register_outage_handlers

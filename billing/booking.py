@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import invoicing, payment_links
@@ -173,6 +173,33 @@ def _lock_failed_event(event: BookingEvent) -> BookingEvent:
     return locked
 
 
+def dismiss_event(event_id: str, actor: str, note: str) -> BookingEvent:
+    """Finance staff decide a failed event won't be applied (the booking was invoiced by hand,
+    say): it leaves the failed list, keeping who, when and their note. Locked and checked as a
+    replay is, so a replay and a dismissal at once can't both happen."""
+    note = (note or "").strip()
+    if not note:
+        raise Invalid("Write a note saying why this event is dismissed.", field="note")
+    event = _event(event_id)
+    if event is None:
+        raise NotFound(f"No booking event {event_id}.")
+    try:
+        with transaction():
+            event = _lock_failed_event(event)
+            event.outcome = BookingOutcome.DISMISSED
+            event.dismissed_by, event.dismissed_at, event.note = actor, utcnow(), note
+    except AlreadyApplied:
+        raise WrongState(f"Event {event_id} is {_event(event_id).outcome}; only a failed event can be dismissed.",
+                         field="note") from None
+    log.info("booking event dismissed", extra={"fields": {"event_id": event_id}})
+    return event
+
+
+def count_events(outcome: str) -> int:
+    """How many events have this outcome (the dashboard counts the failed ones)."""
+    return db.session.scalar(select(func.count()).select_from(BookingEvent).where(BookingEvent.outcome == outcome))
+
+
 def list_events(*, limit: int, starting_after: str | None = None, outcome: str | None = None,
                 booking_id: str | None = None) -> tuple[list[BookingEvent], bool]:
     query = select(BookingEvent).order_by(BookingEvent.seq.desc())
@@ -234,6 +261,9 @@ def _apply_and_commit(event: BookingEvent, *, new: bool = False, delivered: bool
         raise
     except (PricingError, DomainProblem, ValidationError) as error:
         detail, errors = _explain(error)
+        recorded = _event(event_id)
+        if recorded is not None and recorded.outcome == BookingOutcome.DISMISSED:
+            return _duplicate(recorded)  # staff dismissed it: a redelivery changes nothing, and is answered so
         _record_failure(event_id, event, detail, delivered=delivered or new)
         log.info("booking event failed", extra={"fields": {"event_id": event_id, "reason": type(error).__name__}})
         raise EventFailed(detail, event_id, errors) from None

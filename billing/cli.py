@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -119,8 +120,6 @@ def send_test_event(event_type: str, url: str | None, booking_id: str, product_p
     import urllib.error
     import urllib.request
 
-    from flask import current_app
-
     from .ids import new_id
     from .webhooks import sign
 
@@ -157,10 +156,9 @@ def send_test_event(event_type: str, url: str | None, booking_id: str, product_p
 @billing_cli.command("demo-invoice")
 def demo_invoice() -> None:
     """Issue an invoice for a demo patient (or reuse an open one) and print a new payment link."""
-    from flask import current_app
-
     from . import invoicing, payment_links
     from .models import Invoice
+    from .payments import public_base_url
     from .pricing.documents import request_from_json
 
     invoice = db.session.scalar(select(Invoice).where(Invoice.patient_id == "pt_demo",
@@ -172,10 +170,10 @@ def demo_invoice() -> None:
             "duration_minutes": 180, "service_date": invoicing.today_at_clinic().isoformat(),
             "other_items": [{"code": "NKA", "description": "NK cell assay", "category": "fertility_investigation"}],
         })
-        draft = invoicing.create_invoice(request, {"id": "pt_demo", "name": "Demo Patient"}, "cli:demo-invoice")
+        draft = invoicing.create_invoice(request, {"id": "pt_demo", "name": "Demo Patient", "email": "demo.patient@example.org"},
+                                        "cli:demo-invoice")
         invoice = invoicing.finalize_invoice(draft.id, "cli:demo-invoice")
-    base = current_app.config["PUBLIC_BASE_URL"] or f"http://127.0.0.1:{__import__('os').environ.get('PORT', '5000')}"
-    url, _ = payment_links.create_payment_link(invoice.id, "cli:demo-invoice", base)
+    url, _ = payment_links.create_payment_link(invoice.id, "cli:demo-invoice", public_base_url())
     click.echo(f"Invoice {invoice.number} ({invoice.id}), {invoice.amount_due} pence due. Pay it at:")
     click.echo(url)
 
@@ -200,6 +198,22 @@ def worker(poll: float) -> None:
     click.echo("Outbox worker started; SIGTERM or Ctrl-C stops it.")
     run_worker(stop, poll_seconds=poll)
     click.echo("Outbox worker stopped.")
+
+
+@billing_cli.command("send-reminders")
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The day to send for (YYYY-MM-DD); today at the clinic by default.")
+def send_reminders(on) -> None:
+    """Queue payment reminders: 3 days before the due date, on it, 7 and 21 days after. Run it
+    daily (cron or a systemd timer); running it twice, or on two machines, queues each once."""
+    from .clock import today_at_clinic
+    from .messages.reminders import queue_reminders
+
+    day = on.date() if on else today_at_clinic()
+    if not current_app.config["SMTP_URL"]:
+        click.echo("SMTP_URL is not set: reminders are emails, so none were queued.")
+        return
+    click.echo(f"Queued {queue_reminders(day)} reminders for {day.isoformat()}; the worker sends them.")
 
 
 @billing_cli.command("purge")

@@ -4,8 +4,6 @@ corrects (number and date), the reason, and the two fee categories apart (HMRC V
 
 from __future__ import annotations
 
-from flask import current_app
-
 from . import pdf as document
 from .models import CreditNote
 from .money_format import show
@@ -37,6 +35,9 @@ def render_credit_note_pdf(note: CreditNote, invoice, clinic: dict[str, str]) ->
         pdf.cell(80, 5, "Bill to", new_x="LMARGIN", new_y="NEXT")
         font("", 10)
         pdf.cell(80, 5, text(invoice.bill_to.get("name")), new_x="LMARGIN", new_y="NEXT")
+        if invoice.bill_to.get("reference"):
+            pdf.multi_cell(0, 5, text(f"Your reference: {invoice.bill_to['reference']}"),
+                           new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     font("B", 10)
     pdf.set_fill_color(235, 238, 242)
@@ -66,5 +67,4 @@ def render_credit_note_pdf(note: CreditNote, invoice, clinic: dict[str, str]) ->
 def credit_note_pdf(note: CreditNote) -> tuple[str, bytes]:
     from .invoicing import invoice_of_credit_note
 
-    clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
-    return f"{note.number}.pdf", render_credit_note_pdf(note, invoice_of_credit_note(note), clinic)
+    return f"{note.number}.pdf", render_credit_note_pdf(note, invoice_of_credit_note(note), document.clinic_details())

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 from flask import current_app
 from sqlalchemy import func, literal, or_, select, tuple_, update
 
-from . import outbox
+from . import messages, outbox
 from .clock import CLINIC_TIME, today_at_clinic
 from .errors import DomainProblem, Invalid, NotFound, Unavailable, WrongState
 from .extensions import db
 from .ids import new_id
+from .invoice_search import keep_searchable
 from .models import AuditEvent, CreditNote, CreditNoteCounter, Invoice, InvoiceCounter, Payment, Refund, utcnow
 from .money_format import show
 from .pricing import PRODUCT, SERVICE, InfusionRequest, Quote
@@ -199,6 +200,7 @@ class InvoiceChange:
         self.before = before
         self.detail: dict[str, Any] = {}
         self.flags: list[str] = []
+        self.happened: list[tuple[str, dict[str, str]]] = []
         self.quiet = False
 
     def move(self, move: Move) -> None:
@@ -214,6 +216,12 @@ class InvoiceChange:
     def emit(self, topic: str, payload: dict[str, Any], *, once_key: str | None = None) -> None:
         """A message to deliver once this change commits (never if it rolls back)."""
         outbox.enqueue("stripe", topic, payload, invoice_seq=self.invoice.seq, once_key=once_key)
+
+    def tell(self, event_type: str, **ids: str) -> None:
+        """Something the booking system and the payer hear about once this change commits
+        (billing/messages: an event, and the email that follows it). Status moves tell
+        themselves: finalized, paid, voided, written off."""
+        self.happened.append((event_type, ids))
 
     def unchanged(self) -> None:
         """Nothing happened after all (a duplicate, a retry): no audit event."""
@@ -255,6 +263,7 @@ def _finish(change: InvoiceChange) -> None:
         return
     invoice = change.invoice
     invoice.updated_at = utcnow()
+    keep_searchable(invoice)  # number, patient, payer or booking may have changed
     if change.flags:
         text = " ".join(change.flags)
         invoice.attention = f"{invoice.attention} {text}" if invoice.attention else text
@@ -262,6 +271,9 @@ def _finish(change: InvoiceChange) -> None:
     after = state(invoice)
     db.session.add(AuditEvent(invoice_seq=invoice.seq, actor=change.actor, action=change.action,
                               before=change.before, after=after, detail=change.detail or None))
+    first, last = messages.status_events(change.before and change.before["status"], after["status"])
+    messages.queue_for_change(invoice, [(event, {}) for event in first] + change.happened
+                              + [(event, {}) for event in last])
     # At most one live PaymentIntent, for exactly what is due: when that stops being true,
     # the worker cancels it (a patient's stale tab can then no longer charge the card).
     if (invoice.stripe_payment_intent and change.before is not None
@@ -447,10 +459,12 @@ def void_invoice(invoice_id: str, actor: str, *, reason: str | None = None) -> I
     return invoice
 
 
-def mark_uncollectible(invoice_id: str, actor: str) -> Invoice:
+def mark_uncollectible(invoice_id: str, actor: str, *, reason: str | None = None) -> Invoice:
     with invoice_change(invoice_id, actor, "marked_uncollectible") as change:
         change.move(Move.WRITE_OFF)
         change.invoice.uncollectible_at = utcnow()
+        if reason:
+            change.note(reason=reason)
     return change.invoice
 
 
@@ -475,7 +489,8 @@ def record_payment(invoice_id: str, amount: int, method: str, actor: str, *,
             raise Invalid(f"A payment can't be received before {earliest.isoformat()}, a year before the invoice "
                           "was made.", field="received_on")
         if amount > invoice.amount_due:
-            raise Overpayment(f"{amount} is more than the {invoice.amount_due} due.", field="amount")
+            raise Overpayment("{amount} is more than the {due} due.", field="amount",
+                              money={"amount": amount, "due": invoice.amount_due}, currency=invoice.currency)
         _add_payment(change, amount, method, reference=reference, received_on=received_on)
     return invoice
 
@@ -493,6 +508,7 @@ def _add_payment(change: InvoiceChange, amount: int, method: str, *, reference: 
         invoice.paid_at = utcnow()
     db.session.flush()
     change.note(payment_id=payment.id, amount=amount, method=method)
+    change.tell(messages.PAYMENT_RECORDED, payment_id=payment.id)
     return payment
 
 
@@ -535,7 +551,7 @@ def book_card_payment(paid: CardPayment) -> Payment | None:
                 return None
             change.action = "card_payment_refunded"
             change.note(payment_intent=paid.payment_intent, amount=paid.amount, currency=paid.currency.upper())
-            change.flag(f"A card payment of {paid.amount} {paid.currency.upper()} arrived for this "
+            change.flag(f"A card payment of {show(paid.amount, paid.currency.upper())} arrived for this "
                         f"{invoice.currency} invoice. It was not booked and is being refunded in full.")
             change.emit(REFUND_UNBOOKED, {"payment_intent": paid.payment_intent, "amount": paid.amount,
                                           "invoice_id": invoice.id}, once_key=once_key)
@@ -623,7 +639,8 @@ def _plan_refund(invoice: Invoice, amount: int) -> list[tuple[Payment, int]]:
     left_in = {p.seq: p.amount - p.amount_refunded - reserved.get(p.seq, 0) for p in payments}
     available = sum(left_in.values())
     if amount > available:
-        raise RefundTooLarge(f"{amount} is more than the {available} that can still be refunded.", field="amount")
+        raise RefundTooLarge("{amount} is more than the {available} that can still be refunded.", field="amount",
+                             money={"amount": amount, "available": available}, currency=invoice.currency)
     plan: list[tuple[Payment, int]] = []
     left = amount
     for payment in reversed(payments):
@@ -659,6 +676,7 @@ def _complete_refund(change: InvoiceChange, refund: Refund, payment: Payment) ->
     payment.amount_refunded += refund.amount
     change.invoice.amount_refunded += refund.amount
     change.note(refund_id=refund.id, payment_id=payment.id, amount=refund.amount)
+    change.tell(messages.REFUND_RECORDED, refund_id=refund.id)
 
 
 def refund(invoice_id: str, amount: int, reason: str, actor: str, gateway: "StripeGateway | None", *,
@@ -923,6 +941,7 @@ def _new_credit_note(change: InvoiceChange, *, reason: str, memo: str | None, li
                       request_key=request_key)
     invoice.amount_credited += total
     invoice.credit_applied += pre
+    change.tell(messages.CREDIT_NOTE_ISSUED, credit_note_id=note.id)
     if pre and invoice.status in TAKES_PAYMENT and invoice.amount_due == 0:
         change.move(Move.SETTLE)  # nothing left to pay: credit settled it
         invoice.paid_at = now

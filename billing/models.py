@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -130,6 +131,17 @@ class Invoice(db.Model):
               postgresql_include=["status", "product_amount", "service_amount"]),
         Index("ix_invoices_status_due", "status", "due_date",
               postgresql_include=["total", "amount_paid", "issued_on"]),
+        # The staff search box matches any part of `search_text`: a trigram index on PostgreSQL;
+        # on SQLite a narrow index it scans instead of the wide rows (billing/invoice_search.py).
+        Index("ix_invoices_search", "search_text", postgresql_using="gin",
+              postgresql_ops={"search_text": "gin_trgm_ops"}),
+        Index("ix_invoices_payer_seq", "payer_name", "seq"),
+        # The list's sortable columns, each read in order either way (invoice_search.SORTS).
+        Index("ix_invoices_total_seq", "total", "seq"),
+        Index("ix_invoices_due_seq", "due_date", "seq"),
+        Index("ix_invoices_service_seq", "service_date", "seq"),
+        Index("ix_invoices_patient_name_seq", "patient_name", "seq"),
+        Index("ix_invoices_number_seq", "number", "seq"),
         CheckConstraint(check_constraint("status", InvoiceStatus), name="status"),
     )
 
@@ -179,6 +191,12 @@ class Invoice(db.Model):
     stripe_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Something finance staff must look at (money that arrived where it shouldn't, and was refunded).
     attention: Mapped[str | None] = mapped_column(Text)
+    # Staff switched payment reminders off for this invoice (`billing send-reminders` skips it).
+    reminders_off: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Kept by billing/invoice_search.py on every change: the payer's name (bill_to's, for aged
+    # debt by payer), and number, patient, payer and booking ids lower-cased for the search box.
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     @property
     def amount_due(self) -> int:
@@ -336,6 +354,10 @@ class BookingEvent(db.Model):
     deliveries: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A dismissed event: who dismissed it ("user:usr_…"), when, and their note saying why.
+    dismissed_by: Mapped[str | None] = mapped_column(String(64))
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class Booking(db.Model):

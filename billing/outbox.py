@@ -2,11 +2,11 @@
 
 `enqueue` writes a row in the caller's transaction, so a change never commits without its
 message and a message is never sent for a change that rolled back. The worker
-(`flask --app wsgi billing worker`) claims due rows one at a time — `FOR UPDATE SKIP LOCKED`
-on PostgreSQL, then a conditional UPDATE that moves the row's `available_at` forward by a
-lease, so two workers (or a worker and a test) never deliver one message at the same time —
-calls the topic's handler holding no lock, and records the result in its own short
-transaction: `sent`, or retried on OUTBOX_RETRY_SECONDS and then `failed`. Delivery is at
+(`flask --app wsgi billing worker`) claims due rows a few at a time with one UPDATE that moves
+their `available_at` forward by a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two
+workers (or a worker and a test) never deliver one message at the same time; it calls each
+topic's handler holding no lock, and records the results in one short transaction: `sent`,
+`skipped`, or retried on OUTBOX_RETRY_SECONDS and then `failed`. Delivery is at
 least once; handlers are idempotent (Stripe calls carry idempotency keys).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -33,14 +34,29 @@ LEASE_SECONDS = 120  # longer than any one delivery may take (Stripe calls time 
 DEFAULT_RETRY_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 Handler = Callable[[dict[str, Any]], None]
-HANDLERS: dict[str, Handler] = {}
+HANDLERS: dict[str, Callable[["Claimed"], None]] = {}
 
 
 def handles(topic: str) -> Callable[[Handler], Handler]:
+    """Register the handler of a topic; it gets the message's payload."""
     def register(handler: Handler) -> Handler:
-        HANDLERS[topic] = handler
+        HANDLERS[topic] = lambda message: handler(message.payload)
         return handler
     return register
+
+
+def handles_message(*topics: str) -> Callable[[Callable[["Claimed"], None]], Callable[["Claimed"], None]]:
+    """Register a handler that needs the whole message (its id: an email's Message-ID, an event's webhook-id)."""
+    def register(handler: Callable[["Claimed"], None]) -> Callable[["Claimed"], None]:
+        for topic in topics:
+            HANDLERS[topic] = handler
+        return handler
+    return register
+
+
+class Skip(Exception):
+    """Raised by a handler when its message no longer applies (a reminder for an invoice paid
+    since): recorded as `skipped` with the reason, never retried."""
 
 
 def enqueue(kind: str, topic: str, payload: dict[str, Any], *, invoice_seq: int | None = None,
@@ -62,6 +78,7 @@ def queued(once_key: str) -> bool:
 class Claimed:
     id: str
     seq: int
+    kind: str
     topic: str
     payload: dict[str, Any]
     attempts: int  # including this one
@@ -71,84 +88,142 @@ def retry_schedule() -> tuple[int, ...]:
     return tuple(current_app.config.get("OUTBOX_RETRY_SECONDS") or DEFAULT_RETRY_SECONDS)
 
 
-def claim_next(now: datetime | None = None) -> Claimed | None:
-    """Take the oldest due message for this worker, in its own short transaction."""
+BATCH = 10  # messages one claim takes; their outcomes are recorded together too
+
+
+def claim(now: datetime | None = None, limit: int = BATCH) -> list[Claimed]:
+    """Take up to `limit` of the oldest due messages for this worker: one UPDATE … WHERE seq IN
+    (the oldest due, FOR UPDATE SKIP LOCKED) … RETURNING that moves them forward by a lease,
+    committed at once. On PostgreSQL rows another worker is claiming are skipped, not waited
+    for; on SQLite the statement takes the write lock before it reads, so two workers queue
+    for it instead of failing on a stale read."""
     now = now or utcnow()
-    query = (select(OutboxMessage.seq).where(OutboxMessage.status == OutboxStatus.PENDING,
-                                             OutboxMessage.available_at <= now)
-             .order_by(OutboxMessage.available_at, OutboxMessage.seq).limit(5))
-    if db.engine.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    oldest_due = (select(OutboxMessage.seq)
+                  .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.available_at <= now)
+                  .order_by(OutboxMessage.available_at, OutboxMessage.seq).limit(limit)
+                  .with_for_update(skip_locked=True))
     try:
-        for seq in list(db.session.scalars(query)):
-            row = db.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.seq == seq, OutboxMessage.status == OutboxStatus.PENDING,
-                       OutboxMessage.available_at <= now)
-                .values(available_at=now + timedelta(seconds=LEASE_SECONDS), attempts=OutboxMessage.attempts + 1)
-                .returning(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.payload, OutboxMessage.attempts)
-            ).first()
-            if row is not None:
-                db.session.commit()
-                return Claimed(row.id, seq, row.topic, row.payload, row.attempts)
+        rows = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.seq.in_(oldest_due))
+            .values(available_at=now + timedelta(seconds=LEASE_SECONDS), attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.seq, OutboxMessage.id, OutboxMessage.kind, OutboxMessage.topic,
+                       OutboxMessage.payload, OutboxMessage.attempts)
+            .execution_options(synchronize_session=False)
+        ).all()
         db.session.commit()
-        return None
     except BaseException:
         db.session.rollback()
         raise
+    return sorted((Claimed(r.id, r.seq, r.kind, r.topic, r.payload, r.attempts) for r in rows), key=lambda m: m.seq)
 
 
-def deliver(message: Claimed) -> bool:
-    """Run the message's handler and record the result; True when it was delivered."""
+def claim_next(now: datetime | None = None) -> Claimed | None:
+    """Take the oldest due message (see `claim`)."""
+    taken = claim(now, 1)
+    return taken[0] if taken else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message: Claimed
+    status: str  # sent, skipped, retry or failed
+    error: str | None
+
+
+def attempt(message: Claimed) -> Outcome:
+    """Run the message's handler, holding no lock, and log the attempt (one JSON line, ids only;
+    an error's text may name an address, so it is stored, not logged)."""
     handler = HANDLERS.get(message.topic)
     error: str | None = None
+    skipped = False
+    started = time.perf_counter()
     try:
         if handler is None:
             raise LookupError(f"no handler for {message.topic}")
-        handler(message.payload)
+        handler(message)
+    except Skip as reason:
+        discard_session()
+        skipped, error = True, str(reason)[:1000]
     except Exception as exc:  # any failure is recorded and retried; the worker carries on
         discard_session()  # a rollback on a connection that died can itself raise
         error = f"{type(exc).__name__}: {exc}"[:1000]
-    _record(message, error)
-    log.info("outbox delivery", extra={"fields": {"message_id": message.id, "topic": message.topic,
-                                                  "attempt": message.attempts,
-                                                  "outcome": "sent" if error is None else "retry"}})
-    return error is None
-
-
-def _record(message: Claimed, error: str | None) -> None:
-    now = utcnow()
     if error is None:
-        values: dict[str, Any] = {"status": OutboxStatus.SENT, "sent_at": now, "last_error": None}
+        status = OutboxStatus.SENT
+    elif skipped:
+        status = OutboxStatus.SKIPPED
     else:
-        schedule = retry_schedule()
-        if message.attempts > len(schedule):
-            values = {"status": OutboxStatus.FAILED, "last_error": error}
+        status = OutboxStatus.FAILED if message.attempts > len(retry_schedule()) else "retry"
+    log.info("outbox delivery", extra={"fields": {
+        "message_id": message.id, "topic": message.topic, "attempt": message.attempts, "outcome": status,
+        "ms": round((time.perf_counter() - started) * 1000, 1)}})
+    return Outcome(message, status, error)
+
+
+def record(outcomes: list[Outcome]) -> None:
+    """Store what happened to each message, in one short transaction. The attempts guard keeps
+    a worker whose lease ran out from overwriting a newer attempt's outcome."""
+    now = utcnow()
+    schedule = retry_schedule()
+    for outcome in outcomes:
+        message = outcome.message
+        values: dict[str, Any]
+        if outcome.status == OutboxStatus.SENT:
+            values = {"status": OutboxStatus.SENT, "sent_at": now, "last_error": None}
+        elif outcome.status == "retry":
+            values = {"available_at": now + timedelta(seconds=schedule[message.attempts - 1]),
+                      "last_error": outcome.error}
         else:
-            values = {"available_at": now + timedelta(seconds=schedule[message.attempts - 1]), "last_error": error}
-    db.session.execute(update(OutboxMessage).where(OutboxMessage.seq == message.seq,
-                                                   OutboxMessage.attempts == message.attempts).values(**values))
+            values = {"status": outcome.status, "last_error": outcome.error}
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.seq == message.seq,
+                                                       OutboxMessage.attempts == message.attempts).values(**values))
     db.session.commit()
 
 
-def deliver_due(limit: int = 100, now: datetime | None = None) -> int:
-    """Deliver what is due now, up to `limit` messages; returns how many were tried."""
+def release(messages: list[Claimed]) -> None:
+    """Give back claimed messages not attempted (the worker is stopping): due again at once."""
+    for message in messages:
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.seq == message.seq,
+                                                       OutboxMessage.attempts == message.attempts)
+                           .values(available_at=utcnow(), attempts=OutboxMessage.attempts - 1))
+    db.session.commit()
+
+
+def deliver(message: Claimed) -> bool:
+    """Attempt one message and record the outcome; True when it was delivered."""
+    outcome = attempt(message)
+    record([outcome])
+    return outcome.status == OutboxStatus.SENT
+
+
+def deliver_due(limit: int = 100, now: datetime | None = None, stop: threading.Event | None = None) -> int:
+    """Deliver what is due now, up to `limit` messages, a batch at a time; returns how many were
+    tried. With `stop` set mid-batch, the message in hand is finished and the rest released."""
     tried = 0
-    while tried < limit:
-        message = claim_next(now)
-        if message is None:
+    while tried < limit and not (stop and stop.is_set()):
+        batch = claim(now, min(BATCH, limit - tried))
+        if not batch:
             break
-        deliver(message)
-        tried += 1
+        outcomes: list[Outcome] = []
+        try:
+            for message in batch:
+                if stop is not None and stop.is_set():
+                    break
+                outcomes.append(attempt(message))
+        finally:
+            record(outcomes)
+            if len(outcomes) < len(batch):
+                release(batch[len(outcomes):])
+        tried += len(outcomes)
     return tried
 
 
 def run_worker(stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
-    """Deliver until `stop` is set. A message being delivered is finished first; nothing else
-    is held, so stopping releases everything at once."""
+    """Deliver until `stop` is set: the message in hand is finished, what else was claimed is
+    released, so stopping holds nothing back."""
     while not stop.is_set():
         try:
-            tried = deliver_due(limit=50)
+            tried = deliver_due(limit=50, stop=stop)
         except Exception as exc:  # the database went away: wait and carry on, no restart needed
             discard_session()
             log.warning("outbox worker: %s", type(exc).__name__)

@@ -38,8 +38,9 @@ def create_payment_link(invoice_id: str, actor: str, base_url: str) -> tuple[str
     with invoice_change(invoice_id, actor, "payment_link_created") as change:
         invoice = change.invoice
         if invoice.status not in TAKES_PAYMENT or invoice.amount_due <= 0:
-            raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status} with "
-                             f"{invoice.amount_due} due; payment links are for open invoices with something due.")
+            raise WrongState(f"Invoice {invoice.number or invoice.id} is {invoice.status} with {{due}} due; payment "
+                             "links are for open invoices with something due.", money={"due": invoice.amount_due},
+                             currency=invoice.currency)
         link = PaymentLink(id=new_id("plink"), invoice_seq=invoice.seq, created_by=actor,
                            expires_at=utcnow() + timedelta(days=current_app.config["PAYMENT_LINK_DAYS"]))
         link.token_hash = _hash(_token(link.id))

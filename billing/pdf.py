@@ -589,14 +589,25 @@ def new_document(title: str, author: str, *, log_fields: dict[str, Any] | None =
 
 
 def supplier(pdf: Document, text: Callable[[Any], str], font: Callable[..., None], clinic: dict[str, str]) -> None:
-    """The clinic's name, address and contact at the top of every document it issues."""
+    """The clinic's name, address and contact at the top of every document it issues, and its
+    VAT registration and company numbers when it has them (CLINIC_VAT_NUMBER, CLINIC_COMPANY_NUMBER)."""
     font("B", 16)
     pdf.cell(0, 8, text(clinic["name"]), new_x="LMARGIN", new_y="NEXT")
     font("", 9)
     pdf.multi_cell(100, 4.5, text(clinic["address"]), new_x="LMARGIN", new_y="NEXT")
     if clinic.get("contact"):
         pdf.cell(0, 4.5, text(clinic["contact"]), new_x="LMARGIN", new_y="NEXT")
+    numbers = [f"{label} {clinic[key]}" for key, label in (("vat_number", "VAT registration number"),
+                                                           ("company_number", "Company number")) if clinic.get(key)]
+    if numbers:
+        pdf.cell(0, 4.5, text(" · ".join(numbers)), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
+
+
+def clinic_details() -> dict[str, str]:
+    """What documents print about the clinic, from its settings (CLINIC_*)."""
+    return {key: current_app.config.get(f"CLINIC_{key.upper()}")
+            for key in ("name", "address", "contact", "vat_number", "company_number")}
 
 
 def day(value: date | datetime | None) -> str:
@@ -608,7 +619,7 @@ def day(value: date | datetime | None) -> str:
 # --- The invoice --------------------------------------------------------------------------
 
 def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: date | None = None,
-                       payment_url: str | None = None) -> bytes:
+                       payment_url: str | None = None, payment_instructions: str | None = None) -> bytes:
     cur = invoice.currency
     pdf, text, font = new_document(f"Invoice {invoice.number or 'draft'}", clinic["name"],
                                    log_fields={"invoice_id": invoice.id, "invoice_number": invoice.number})
@@ -623,19 +634,25 @@ def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: d
         title += " - VOID"
     pdf.cell(0, 8, title, new_x="LMARGIN", new_y="NEXT")
     font("", 10)
-    for label, value in (("Invoice date", day(issued_on)), ("Date of supply", day(invoice.service_date)),
-                         ("Due date", day(invoice.due_date))):
+    rows = [("Invoice date", day(issued_on)), ("Date of supply", day(invoice.service_date)),
+            ("Due date", day(invoice.due_date))]
+    if invoice.booking_id:
+        rows.append(("Booking reference", invoice.booking_id))
+    for label, value in rows:
         pdf.cell(35, 5.5, label)
-        pdf.cell(0, 5.5, value, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 5.5, text(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
 
     # Customer and payer
     y = pdf.get_y()
     _party(pdf, font, "Patient", invoice.patient_name, invoice.patient_address, 18)
+    bottom = pdf.get_y()
     if invoice.bill_to:
         pdf.set_xy(110, y)
-        _party(pdf, font, "Bill to", invoice.bill_to.get("name"), invoice.bill_to.get("address"), 110)
-    pdf.set_y(max(pdf.get_y(), y + 18))
+        _party(pdf, font, "Bill to", invoice.bill_to.get("name"), invoice.bill_to.get("address"), 110,
+               reference=invoice.bill_to.get("reference"))
+        bottom = max(bottom, pdf.get_y())
+    pdf.set_y(max(bottom, y + 18))
     pdf.ln(4)
 
     # Lines: the product and the service, always apart
@@ -673,6 +690,14 @@ def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: d
         for item in invoice.excluded_items:
             pdf.multi_cell(0, 4.5, text(f"- {item['description']}: {item['reason']}"), new_x="LMARGIN", new_y="NEXT")
     pdf.multi_cell(0, 4.5, text(invoice.statement), new_x="LMARGIN", new_y="NEXT")
+    if payment_instructions and invoice.amount_due > 0 and invoice.status in TAKES_PAYMENT:
+        pdf.ln(3)
+        font("B", 10)
+        pdf.cell(0, 5, "How to pay", new_x="LMARGIN", new_y="NEXT")
+        font("", 9)
+        pdf.multi_cell(0, 4.5, text(payment_instructions), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4.5, text(f"Please quote {invoice.number} as the payment reference."),
+                       new_x="LMARGIN", new_y="NEXT")
     if payment_url and invoice.amount_due > 0 and invoice.status in TAKES_PAYMENT:
         pdf.ln(3)
         font("B", 10)
@@ -683,7 +708,7 @@ def render_invoice_pdf(invoice: Invoice, clinic: dict[str, str], *, issued_on: d
 
 
 def _party(pdf: Document, font: Callable[..., None], label: str, name: str | None, address: str | None,
-           x: int) -> None:
+           x: int, *, reference: str | None = None) -> None:
     pdf.set_x(x)
     font("B", 10)
     pdf.cell(80, 5, label, new_x="LMARGIN", new_y="NEXT")
@@ -692,7 +717,10 @@ def _party(pdf: Document, font: Callable[..., None], label: str, name: str | Non
     pdf.cell(80, 5, text(name), new_x="LMARGIN", new_y="NEXT")
     if address:
         pdf.set_x(x)
-        pdf.multi_cell(80, 4.5, address, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(80, 4.5, address.replace("\r\n", "\n"), new_x="LMARGIN", new_y="NEXT")
+    if reference:
+        pdf.set_x(x)
+        pdf.multi_cell(80, 5, text(f"Your reference: {reference}"), new_x="LMARGIN", new_y="NEXT")
 
 
 def _line(pdf: Document, font: Callable[..., None], line: dict[str, Any], currency: str) -> None:
@@ -725,7 +753,7 @@ def invoice_pdf(invoice: Invoice, base_url: str) -> tuple[str, bytes]:
     invoice date at the clinic, carrying its current payment link while it takes payment."""
     from .payment_links import current_link_url
 
-    clinic = {key: current_app.config[f"CLINIC_{key.upper()}"] for key in ("name", "address", "contact")}
-    body = render_invoice_pdf(invoice, clinic, issued_on=invoice.issued_on,
-                              payment_url=current_link_url(invoice, base_url))
+    body = render_invoice_pdf(invoice, clinic_details(), issued_on=invoice.issued_on,
+                              payment_url=current_link_url(invoice, base_url),
+                              payment_instructions=current_app.config.get("PAYMENT_INSTRUCTIONS"))
     return f"{invoice.number or invoice.id}.pdf", body

@@ -14,8 +14,9 @@ from typing import Iterable, Iterator
 
 from sqlalchemy import case, func, select
 
-from .clock import start_of_day, today_at_clinic
+from .clock import CLINIC_TIME, start_of_day, today_at_clinic
 from .extensions import db
+from .invoice_search import AGES, OWED, InvoiceFilter, age_condition, all_invoices
 from .models import CreditNote, Invoice, Payment, PriceListVersion, Refund
 from .money_format import major
 from .states import ISSUED as _ISSUED
@@ -116,31 +117,63 @@ def dashboard() -> Dashboard:
 
 
 @dataclass(frozen=True)
-class AgedDebt:
-    buckets: list[tuple[str, int, int]]  # (label, invoices, amount due)
+class AgeBucket:
+    key: str  # an invoice_search.AGES key, for the drill-down link
+    label: str
+    invoices: int
+    amount: int  # still due
+
+
+@dataclass(frozen=True)
+class PayerDebt:
+    """What one payer owes: bill_to's name (`payer`), else the patient paying for themselves."""
+    payer: str | None
+    patient_id: str | None
+    name: str
+    invoices: int
+    by_age: dict[str, int]  # AGES key → amount due
 
     @property
     def total(self) -> int:
-        return sum(amount for _, _, amount in self.buckets)
+        return sum(self.by_age.values())
 
 
-AGE_BUCKETS = (("0–30 days", 0, 30), ("31–60 days", 31, 60), ("61–90 days", 61, 90), ("over 90 days", 91, None))
+@dataclass(frozen=True)
+class AgedDebt:
+    buckets: list[AgeBucket]
+    payers: list[PayerDebt]  # who owes most first, at most `TOP_PAYERS`
+    payer_count: int
+
+    @property
+    def total(self) -> int:
+        return sum(b.amount for b in self.buckets)
+
+
+TOP_PAYERS = 25
 
 
 def aged_debt() -> AgedDebt:
-    """What open invoices still owe, by days since the invoice date."""
+    """What open invoices still owe, by days past their due date (not yet due, 1–30, 31–60,
+    61–90, over 90), in all and for each payer: one aggregate, grouped by payer."""
     today = today_at_clinic()
-    due = Invoice.total - Invoice.amount_paid - Invoice.credit_applied
+    conditions = [age_condition(key, today) for key in AGES]
+    # A patient paying for themselves is one payer per patient id; a named payer is one by name.
+    patient = case((Invoice.payer_name.is_(None), Invoice.patient_id), else_=None)
     columns = []
-    for _, low, high in AGE_BUCKETS:
-        newest = today - timedelta(days=low)
-        condition = Invoice.issued_on <= newest
-        if high is not None:
-            condition = condition & (Invoice.issued_on >= today - timedelta(days=high))
+    for condition in conditions:
         columns += [func.coalesce(func.sum(case((condition, 1), else_=0)), 0),
-                    func.coalesce(func.sum(case((condition, due), else_=0)), 0)]
-    row = db.session.execute(select(*columns).where(Invoice.status == InvoiceStatus.OPEN)).one()
-    return AgedDebt([(label, int(row[2 * i]), int(row[2 * i + 1])) for i, (label, _, _) in enumerate(AGE_BUCKETS)])
+                    func.coalesce(func.sum(case((condition, OWED), else_=0)), 0)]
+    groups = db.session.execute(
+        select(Invoice.payer_name, patient, func.max(Invoice.patient_name), *columns)
+        .where(age_condition("owing", today)).group_by(Invoice.payer_name, patient)
+        .order_by(func.sum(OWED).desc(), Invoice.payer_name, patient)).all()
+    counts = [[int(g[3 + 2 * i]) for g in groups] for i in range(len(AGES))]
+    amounts = [[int(g[4 + 2 * i]) for g in groups] for i in range(len(AGES))]
+    buckets = [AgeBucket(key, AGES[key][0], sum(counts[i]), sum(amounts[i])) for i, key in enumerate(AGES)]
+    payers = [PayerDebt(g[0], g[1], g[0] or g[2], sum(counts[i][n] for i in range(len(AGES))),
+                        {key: amounts[i][n] for i, key in enumerate(AGES)})
+              for n, g in enumerate(groups[:TOP_PAYERS])]
+    return AgedDebt(buckets, payers, len(groups))
 
 
 # --- CSV for the accounting package -------------------------------------------------------------
@@ -159,11 +192,16 @@ def neutralise(cell: object) -> object:
     return cell
 
 
-def _csv(header: list[str], rows: Iterable[list[object]]) -> Iterator[str]:
+BOM = "\ufeff"  # so Excel on Windows reads the file as UTF-8 ("Łucja Wróbel", not mojibake)
+
+
+def _csv(columns: list[tuple[str, str]], rows: Iterable[list[object]], human: bool = False) -> Iterator[str]:
+    """A BOM, one header row — the machine names (stable, documented), or with `human` the names
+    people read — then the rows, formulas neutralised."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    yield buffer.getvalue()
+    writer.writerow([people if human else machine for machine, people in columns])
+    yield BOM + buffer.getvalue()
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
@@ -180,10 +218,15 @@ def _issued_between(start: date | None, end: date | None):
     return query.order_by(Invoice.issued_on, Invoice.seq)
 
 
-def invoices_csv(start: date | None, end: date | None) -> Iterator[str]:
-    header = ["number", "invoice_date", "service_date", "due_date", "status", "patient_id", "patient_name",
-              "payer", "currency", "product", "service", "subtotal", "tax", "total", "paid", "refunded", "due"]
+INVOICE_COLUMNS = [
+    ("number", "Invoice number"), ("invoice_date", "Invoice date"), ("service_date", "Service date"),
+    ("due_date", "Due date"), ("status", "Status"), ("patient_id", "Patient id"), ("patient_name", "Patient"),
+    ("payer", "Payer"), ("currency", "Currency"), ("product", "Immunoglobulin product"),
+    ("service", "Infusion service"), ("subtotal", "Subtotal"), ("tax", "Tax"), ("total", "Total"), ("paid", "Paid"),
+    ("refunded", "Refunded"), ("due", "Amount due")]
 
+
+def invoices_csv(start: date | None, end: date | None, *, human: bool = False) -> Iterator[str]:
     def rows():
         for inv in db.session.scalars(_issued_between(start, end).execution_options(yield_per=500)):
             c = inv.currency
@@ -192,26 +235,35 @@ def invoices_csv(start: date | None, end: date | None) -> Iterator[str]:
                    (inv.bill_to or {}).get("name", ""), c, _pounds(inv.product_amount, c), _pounds(inv.service_amount, c),
                    _pounds(inv.subtotal, c), _pounds(inv.tax, c), _pounds(inv.total, c), _pounds(inv.amount_paid, c),
                    _pounds(inv.amount_refunded, c), _pounds(inv.amount_due, c)]
-    return _csv(header, rows())
+    return _csv(INVOICE_COLUMNS, rows(), human)
 
 
-def lines_csv(start: date | None, end: date | None) -> Iterator[str]:
-    header = ["number", "invoice_date", "status", "category", "description", "quantity", "unit", "currency",
-              "amount", "tax_rate", "tax", "gross"]
+LINE_COLUMNS = [
+    ("number", "Invoice number"), ("invoice_date", "Invoice date"), ("status", "Status"), ("category", "Category"),
+    ("description", "Description"), ("quantity", "Quantity"), ("unit", "Unit"), ("currency", "Currency"),
+    ("amount", "Net amount"), ("tax_rate", "Tax rate"), ("tax_label", "Tax treatment"), ("tax", "Tax"),
+    ("gross", "Gross amount")]
 
+
+def lines_csv(start: date | None, end: date | None, *, human: bool = False) -> Iterator[str]:
+    """One row per invoice line; `tax_label` says what a rate of 0 means (exempt or zero-rated)."""
     def rows():
         for inv in db.session.scalars(_issued_between(start, end).execution_options(yield_per=500)):
             for line in inv.lines:
                 yield [inv.number, inv.issued_on.isoformat(), inv.status, line["category"], line["description"],
                        line["quantity"], line["unit"], inv.currency, _pounds(line["amount"], inv.currency),
-                       line["tax_rate"], _pounds(line["tax_amount"], inv.currency),
+                       line["tax_rate"], line.get("tax_label", ""), _pounds(line["tax_amount"], inv.currency),
                        _pounds(line["amount"] + line["tax_amount"], inv.currency)]
-    return _csv(header, rows())
+    return _csv(LINE_COLUMNS, rows(), human)
 
 
-def payments_csv(start: date | None, end: date | None) -> Iterator[str]:
-    header = ["payment_id", "received_on", "invoice_number", "method", "reference", "currency", "amount", "refunded"]
+PAYMENT_COLUMNS = [
+    ("payment_id", "Payment id"), ("received_on", "Received on"), ("invoice_number", "Invoice number"),
+    ("method", "Method"), ("reference", "Reference"), ("currency", "Currency"), ("amount", "Amount"),
+    ("refunded", "Refunded")]
 
+
+def payments_csv(start: date | None, end: date | None, *, human: bool = False) -> Iterator[str]:
     def rows():
         query = select(Payment, Invoice.number, Invoice.currency).join(Invoice, Invoice.seq == Payment.invoice_seq)
         if start:
@@ -221,13 +273,40 @@ def payments_csv(start: date | None, end: date | None) -> Iterator[str]:
         for payment, number, currency in db.session.execute(query.order_by(Payment.received_on, Payment.seq)):
             yield [payment.id, payment.received_on.isoformat(), number, payment.method, payment.reference or "",
                    currency, _pounds(payment.amount, currency), _pounds(payment.amount_refunded, currency)]
-    return _csv(header, rows())
+    return _csv(PAYMENT_COLUMNS, rows(), human)
 
 
-def credit_notes_csv(start: date | None, end: date | None) -> Iterator[str]:
-    header = ["number", "credit_note_date", "invoice_number", "invoice_date", "reason", "currency", "product",
-              "service", "subtotal", "tax", "total", "pre_payment", "refunded", "returned_out_of_band", "memo"]
+REFUND_COLUMNS = [
+    ("refund_date", "Refund date"), ("invoice_number", "Invoice number"), ("currency", "Currency"),
+    ("amount", "Amount"), ("method", "Method"), ("payment_reference", "Payment reference"), ("reason", "Reason"),
+    ("status", "Status")]
 
+
+def refunds_csv(start: date | None, end: date | None, *, human: bool = False) -> Iterator[str]:
+    """Every refund by the day it was made at the clinic (pending and failed ones too, saying so)."""
+    def rows():
+        query = (select(Refund, Invoice.number, Invoice.currency, Payment.method, Payment.reference)
+                 .join(Invoice, Invoice.seq == Refund.invoice_seq).join(Payment, Payment.seq == Refund.payment_seq))
+        if start:
+            query = query.where(Refund.created_at >= start_of_day(start))
+        if end:
+            query = query.where(Refund.created_at < start_of_day(end + timedelta(days=1)))
+        for refund, number, currency, method, reference in db.session.execute(
+                query.order_by(Refund.created_at, Refund.seq)):
+            yield [refund.created_at.astimezone(CLINIC_TIME).date().isoformat(), number or "", currency,
+                   _pounds(refund.amount, currency), method, reference or "", refund.reason, refund.status]
+    return _csv(REFUND_COLUMNS, rows(), human)
+
+
+CREDIT_NOTE_COLUMNS = [
+    ("number", "Credit note number"), ("credit_note_date", "Credit note date"), ("invoice_number", "Invoice number"),
+    ("invoice_date", "Invoice date"), ("reason", "Reason"), ("currency", "Currency"),
+    ("product", "Immunoglobulin product"), ("service", "Infusion service"), ("subtotal", "Subtotal"), ("tax", "Tax"),
+    ("total", "Total"), ("pre_payment", "Reduced the amount due"), ("refunded", "Refunded"),
+    ("returned_out_of_band", "Returned another way"), ("memo", "Memo")]
+
+
+def credit_notes_csv(start: date | None, end: date | None, *, human: bool = False) -> Iterator[str]:
     def rows():
         query = select(CreditNote, Invoice.number, Invoice.issued_on).join(Invoice, Invoice.seq == CreditNote.invoice_seq)
         if start:
@@ -240,4 +319,30 @@ def credit_notes_csv(start: date | None, end: date | None) -> Iterator[str]:
                    _pounds(note.product_amount, c), _pounds(note.service_amount, c), _pounds(note.subtotal, c),
                    _pounds(note.tax, c), _pounds(note.total, c), _pounds(note.pre_payment_amount, c),
                    _pounds(note.refund_amount, c), _pounds(note.out_of_band_amount, c), note.memo or ""]
-    return _csv(header, rows())
+    return _csv(CREDIT_NOTE_COLUMNS, rows(), human)
+
+
+LIST_COLUMNS = [
+    ("number", "Invoice number"), ("status", "Status"), ("patient_id", "Patient id"), ("patient_name", "Patient"),
+    ("payer", "Payer"), ("payer_reference", "Payer reference"), ("booking_id", "Booking id"),
+    ("service_date", "Service date"), ("invoice_date", "Invoice date"), ("due_date", "Due date"),
+    ("days_overdue", "Days overdue"), ("currency", "Currency"), ("total", "Total"), ("paid", "Paid"),
+    ("credited", "Credited"), ("due", "Amount due")]
+
+
+def invoice_list_csv(f: InvoiceFilter, *, human: bool = False) -> Iterator[str]:
+    """The staff invoice list as filtered, searched and sorted, every page of it."""
+    today = today_at_clinic()
+
+    def rows():
+        for inv in all_invoices(f):
+            c = inv.currency
+            late = (today - inv.due_date).days if (inv.status == InvoiceStatus.OPEN and inv.due_date
+                                                   and inv.due_date < today and inv.amount_due) else ""
+            payer = inv.bill_to or {}
+            yield [inv.number or "", inv.status, inv.patient_id, inv.patient_name, payer.get("name") or "",
+                   payer.get("reference") or "", inv.booking_id or "", inv.service_date.isoformat(),
+                   inv.issued_on.isoformat() if inv.issued_on else "", inv.due_date.isoformat() if inv.due_date else "",
+                   late, c, _pounds(inv.total, c), _pounds(inv.amount_paid, c), _pounds(inv.amount_credited, c),
+                   _pounds(inv.amount_due, c)]
+    return _csv(LIST_COLUMNS, rows(), human)

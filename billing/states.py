@@ -76,6 +76,9 @@ class PaymentMethod(StrEnum):
 
 
 MANUAL_METHODS = tuple(m for m in PaymentMethod if m is not PaymentMethod.CARD_ONLINE)
+# How people read each method (staff pages, receipts).
+METHOD_NAMES = {PaymentMethod.CARD_TERMINAL: "Card terminal", PaymentMethod.BANK_TRANSFER: "Bank transfer",
+                PaymentMethod.CASH: "Cash", PaymentMethod.OTHER: "Other", PaymentMethod.CARD_ONLINE: "Card, online"}
 
 
 class RefundStatus(StrEnum):
@@ -101,6 +104,9 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    # Not sent because it no longer applied when its turn came (a reminder for an invoice paid
+    # in the meantime); kept, so the reminder is never queued again.
+    SKIPPED = "skipped"
 
 
 class BookingOutcome(StrEnum):
@@ -112,6 +118,9 @@ class BookingOutcome(StrEnum):
     STALE = "stale"
     IGNORED = "ignored"
     FAILED = "failed"
+    # A failed event finance staff decided not to apply (with a note saying why): off the failed
+    # list, never replayed, and a redelivery of it is a duplicate.
+    DISMISSED = "dismissed"
 
 
 def check_constraint(column: str, enum: type[StrEnum]) -> str:

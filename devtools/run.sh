@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-5000}"
 LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
+MAIL_PORT="${MAIL_PORT:-8025}"
 BIN=.venv/bin
 mkdir -p instance
 LOG=instance/run.log
@@ -29,6 +30,8 @@ export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_localstripe_dev}"
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$LOCALSTRIPE_PORT}"
 export STRIPE_JS_URL="${STRIPE_JS_URL:-http://127.0.0.1:$LOCALSTRIPE_PORT/js.stripe.com/v3/}"
 export BOOKING_WEBHOOK_SECRET="${BOOKING_WEBHOOK_SECRET:-whsec_booking_dev}"
+export SMTP_URL="${SMTP_URL:-smtp://127.0.0.1:$MAIL_PORT}"
+export MAIL_FROM="${MAIL_FROM:-Riverside Clinic <billing@clinic.example>}"
 export BILLING_INSECURE_COOKIES=1  # plain http on 127.0.0.1: the session cookie can't be Secure
 
 step "starting localstripe (a fake Stripe) on $STRIPE_API_BASE; its log is instance/localstripe.log"
@@ -36,7 +39,24 @@ step "starting localstripe (a fake Stripe) on $STRIPE_API_BASE; its log is insta
   >instance/localstripe.log 2>&1 &
 LOCALSTRIPE_PID=$!
 WORKER_PID=
-trap 'kill $LOCALSTRIPE_PID $WORKER_PID 2>/dev/null || true' EXIT INT TERM
+MAIL_PID=
+trap 'kill $LOCALSTRIPE_PID $WORKER_PID $MAIL_PID 2>/dev/null || true' EXIT INT TERM
+step "starting a local mail server on $SMTP_URL; what it catches goes to instance/mail/*.eml"
+"$BIN/python" -m devtools.mailcatcher --port "$MAIL_PORT" --folder instance/mail >instance/mail.log 2>&1 &
+MAIL_PID=$!
+if ! "$BIN/python" -c "
+import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection(('127.0.0.1', $MAIL_PORT), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)" || ! kill -0 "$MAIL_PID" 2>/dev/null; then
+  echo "   failed: the mail server did not start on 127.0.0.1:$MAIL_PORT (MAIL_PORT=… to move it):" >&2
+  tail -n 5 instance/mail.log >&2
+  exit 1
+fi
 quietly "$BIN/python" - "$STRIPE_API_BASE" "http://127.0.0.1:$PORT/api/v1/webhooks/stripe" "$STRIPE_WEBHOOK_SECRET" <<'PY'
 import json, sys, time, urllib.request
 base, url, secret = sys.argv[1:]
@@ -66,7 +86,8 @@ fi
 DEMO=$(printf '%s\n' "$DEMO" | tail -n 1)  # its last line is the payment link
 step "preparing the PDF fonts (the first time only: a few seconds)"
 quietly "$BIN/python" -c "from wsgi import app; from billing.pdf import prepare_fonts; app.app_context().push(); prepare_fonts()"
-# The outbox worker: cancels stale PaymentIntents and sends refunds owed (one is enough on SQLite).
+# The outbox worker: emails, events, and Stripe's part (cancels stale PaymentIntents, sends refunds
+# owed); one is enough on SQLite.
 step "starting the outbox worker; its log is instance/worker.log"
 "$BIN/flask" --app wsgi billing worker >instance/worker.log 2>&1 &
 WORKER_PID=$!
@@ -84,6 +105,8 @@ cat <<TXT
     a booking:     BOOKING_WEBHOOK_SECRET=$BOOKING_WEBHOOK_SECRET $BIN/flask --app wsgi billing send-test-event infusion.completed
     Stripe (fake): localstripe on $STRIPE_API_BASE
     outbox worker: running; its log is instance/worker.log
+    emails:        caught by a local SMTP server ($SMTP_URL) into instance/mail/*.eml
+    reminders:     $BIN/flask --app wsgi billing send-reminders [--on YYYY-MM-DD]
 
 TXT
 step "serving on http://127.0.0.1:$PORT/ (gunicorn, 2 workers; Ctrl-C stops everything)"

@@ -162,3 +162,40 @@ def live_server(app: Flask):
     server = LiveServer(app).start()
     yield server
     server.stop()
+
+
+# --- Messages: a real SMTP server and the booking system's receiver, both on 127.0.0.1 ----------
+
+NOTIFY_SECRET = "whsec_" + __import__("base64").b64encode(b"booking-notify-secret-for-tests-32b").decode()
+
+
+@pytest.fixture
+def mail(app: Flask, monkeypatch: pytest.MonkeyPatch):
+    """An aiosmtpd server catching the app's email (SMTP_URL points at it)."""
+    from devtools.mailcatcher import Catcher, start
+    from tests.servers import free_port
+
+    catcher = Catcher()
+    port = free_port()
+    controller = start(catcher, port)
+    monkeypatch.setitem(app.config, "SMTP_URL", f"smtp://127.0.0.1:{port}")
+    monkeypatch.setitem(app.config, "MAIL_FROM", "Riverside Clinic <billing@clinic.example>")
+    if not app.config["PUBLIC_BASE_URL"]:
+        monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "http://billing.clinic.example")
+    yield catcher
+    from billing.messages.email import _close
+
+    _close()
+    controller.stop()
+
+
+@pytest.fixture
+def receiver(app: Flask, monkeypatch: pytest.MonkeyPatch):
+    """The booking system's end of outbound events (BOOKING_NOTIFY_URL points at it)."""
+    from tests.servers import BookingReceiver
+
+    server = BookingReceiver(NOTIFY_SECRET).start()
+    monkeypatch.setitem(app.config, "BOOKING_NOTIFY_URL", server.url)
+    monkeypatch.setitem(app.config, "BOOKING_NOTIFY_SECRET", NOTIFY_SECRET)
+    yield server
+    server.stop()

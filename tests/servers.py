@@ -89,3 +89,74 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+class BookingReceiver:
+    """The booking system's end of outbound events, on 127.0.0.1: checks each request's
+    signature with the `standardwebhooks` package and keeps (webhook-id, body) of those that
+    verify; `fail_next` answers that many requests 503 first."""
+
+    def __init__(self, secret: str) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from standardwebhooks.webhooks import Webhook
+
+        self.secret = secret
+        self.received: list[tuple[str, dict]] = []
+        self.refused: list[str] = []
+        self.answers: list[int] = []
+        self.fail_next = 0
+        self.lock = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    if receiver.fail_next:
+                        receiver.fail_next -= 1
+                        receiver.answers.append(503)
+                        return self._answer(503)
+                try:
+                    parsed = Webhook(receiver.secret).verify(body, dict(self.headers.items()))
+                except Exception as error:  # a bad signature: refused, and recorded for the test
+                    with receiver.lock:
+                        receiver.refused.append(str(error))
+                        receiver.answers.append(400)
+                    return self._answer(400)
+                with receiver.lock:
+                    receiver.received.append((self.headers["webhook-id"], parsed))
+                    receiver.answers.append(204)
+                    receiver.lock.notify_all()
+                self._answer(204)
+
+            def _answer(self, status: int) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._json = json
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/billing-events"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "BookingReceiver":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(self, count: int, seconds: float = 10) -> list[tuple[str, dict]]:
+        with self.lock:
+            if not self.lock.wait_for(lambda: len(self.received) >= count, timeout=seconds):
+                raise AssertionError(f"{len(self.received)} of {count} events arrived in {seconds} s")
+            return list(self.received)

@@ -8,7 +8,7 @@ from flask import Flask
 def register_api(app: Flask) -> None:
     from ..extensions import csrf
     from ..inputs import DoseSchema
-    from . import booking_events, credit_notes, invoices, price_lists, quotes, webhooks
+    from . import booking_events, credit_notes, invoices, messages, price_lists, quotes, webhooks
     from .problems import ProblemApi
     from .schemas import DOSE_FORMS, QUOTE_FORMS, null_or_nested
 
@@ -23,6 +23,6 @@ def register_api(app: Flask) -> None:
     # Their fields as the schemas say, and which of them go together.
     api.spec.components.schema("Dose", DOSE_FORMS, schema=DoseSchema)
     api.spec.components.schema("QuoteRequest", QUOTE_FORMS, schema=quotes.QuoteRequestSchema)
-    for module in (price_lists, quotes, invoices, credit_notes, booking_events, webhooks):
+    for module in (price_lists, quotes, invoices, credit_notes, messages, booking_events, webhooks):
         csrf.exempt(module.blp)  # API clients authenticate with keys or signatures, not cookies
         api.register_blueprint(module.blp)

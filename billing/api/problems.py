@@ -263,7 +263,7 @@ def register_error_handlers(app: Flask) -> None:
     def _domain_problem(error: DomainProblem):
         errors = {error.field: [error.detail]} if error.field else None
         if not wants_problem_json():
-            return html_error(error.status, error.title, error.detail), error.status
+            return html_error(error.status, error.title, error.for_people()), error.status
         return problem(error.status, error.title, error.detail, errors=errors,
                        slug=_slug(type(error).__name__))
 

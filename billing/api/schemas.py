@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from babel.numbers import list_currencies
@@ -12,6 +13,7 @@ from ..pricing import PRODUCT, SERVICE
 from ..pricing.catalogue import MAX_AMOUNT, MAX_VIAL_GRAMS
 from ..pricing.service_fee import MAX_DURATION_MINUTES
 from ..inputs import (
+    _NOT_ON_ONE_LINE,
     NOT_BLANK_TEXT_PATTERN,
     TEXT,
     DoseSchema,
@@ -273,10 +275,38 @@ class CourseQuoteSchema(Schema):
 
 # --- invoices -------------------------------------------------------------------------------
 
+def _lines(max_length: int, max_lines: int) -> validate.Validator:
+    """Text of at most `max_lines` lines (broken by \\n or \\r\\n), each line as one_line allows (no
+    tabs or direction overrides), at most `max_length` characters in all: an address as the PDF prints it."""
+    line = f"[^{_NOT_ON_ONE_LINE}]*"
+    regex = re.compile(f"^{line}(?:\\r?\\n{line}){{0,{max_lines - 1}}}$")
+
+    def check(value: str) -> None:
+        if not regex.fullmatch(value):
+            raise ValidationError(f"Must be at most {max_lines} lines of plain text: no tabs or direction overrides.")
+
+    validator = validate.And(validate.Length(max=max_length), check)
+    # What apispec reads off a validator for the document (as off validate.Length and validate.Regexp).
+    validator.min, validator.max, validator.equal = None, max_length, None  # type: ignore[attr-defined]
+    validator.regex = regex  # type: ignore[attr-defined]
+    return validator
+
+
+class BillToSchema(PayerSchema):
+    """The payer, when it isn't the patient (an insurer, an employer, a partner): printed on the
+    PDF, with their own reference; the invoice's emails go to `email`."""
+
+    address = fields.String(allow_none=True, load_default=None, validate=_lines(500, 10),
+                            metadata={"description": "Printed on the PDF as it is broken into lines (at most 10)."})
+    reference = fields.String(allow_none=True, load_default=None, validate=one_line(100), metadata={
+        "description": "The payer's reference for this invoice (a policy or purchase-order number), printed on "
+                       "the PDF.", "example": "POL-448812"})
+
+
 _invoice_extras = {
     "patient": fields.Nested(PatientSchema, required=True),
     "booking_id": fields.String(allow_none=True, load_default=None, validate=one_line(64)),
-    "bill_to": fields.Nested(PayerSchema, allow_none=True, load_default=None),
+    "bill_to": fields.Nested(BillToSchema, allow_none=True, load_default=None),
 }
 
 InvoiceCreateSchema = Schema.from_dict({**_infusion_fields(True), **_invoice_extras}, name="InvoiceCreate")
@@ -294,7 +324,7 @@ class InvoiceUpdateSchema(Schema):
     vials_dispensed = vials_dispensed_field(allow_none=True)
     patient = fields.Nested(PatientSchema)
     booking_id = fields.String(allow_none=True, validate=one_line(64))
-    bill_to = fields.Nested(PayerSchema, allow_none=True)
+    bill_to = fields.Nested(BillToSchema, allow_none=True)
 
 
 class InvoiceListQuerySchema(PaginationSchema):
@@ -345,7 +375,7 @@ class InvoiceSchema(PricedSchema):
     status = fields.String(metadata={"enum": list(InvoiceStatus)})
     booking_id = fields.String(allow_none=True)
     patient = fields.Nested(answered(PatientSchema))
-    bill_to = fields.Nested(answered(PayerSchema), allow_none=True)
+    bill_to = fields.Nested(answered(BillToSchema), allow_none=True)
     amount_paid = Amount()
     amount_refunded = Amount()
     amount_credited = Amount(metadata={"description": "The total of the credit notes against this invoice."})

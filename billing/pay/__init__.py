@@ -55,7 +55,8 @@ def _invalid() -> Response:
                     "The link is not valid or has expired. Please contact the clinic for a new one.", 404)
 
 
-def _view(invoice: Invoice) -> dict:
+def fee_view(invoice: Invoice) -> dict:
+    """The two fees, the total and what is due, as the pay page and the emails show them."""
     cur = invoice.currency
     return {
         "number": invoice.number,
@@ -92,7 +93,7 @@ def pay(token: str):
     if intent.status == "succeeded":
         return redirect(url_for("pay.done", token=token, payment_intent=intent.id))
     return _secured(render_template(
-        "pay/pay.html", invoice=_view(invoice), client_secret=intent.client_secret,
+        "pay/pay.html", invoice=fee_view(invoice), client_secret=intent.client_secret,
         publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"], stripe_js=current_app.config["STRIPE_JS_URL"],
         return_url=url_for("pay.done", token=token),
     ))
@@ -118,7 +119,7 @@ def done(token: str):
             if intent.status == "succeeded":
                 settle(intent)
                 invoice = payment_links.invoice_for_token(token)
-                return _secured(render_template("pay/receipt.html", invoice=_view(invoice),
+                return _secured(render_template("pay/receipt.html", invoice=fee_view(invoice),
                                                 amount=show(intent.amount_received or intent.amount, invoice.currency)))
             if intent.status == "processing":
                 return _message("We're confirming your payment", "Your bank is confirming the payment. "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app
 
 from .gateway import StripeGateway, gateway_from_config
 
@@ -15,9 +15,15 @@ def stripe_gateway() -> StripeGateway | None:
     return extensions["stripe_gateway"]
 
 
+# Where links point while PUBLIC_BASE_URL is unset, which start-up allows only while paying online
+# and email are off (a development machine): `make run`'s address.
+DEVELOPMENT_BASE_URL = "http://127.0.0.1:5000"
+
+
 def public_base_url() -> str:
-    """How payment links start: PUBLIC_BASE_URL, else the address this request came to."""
-    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+    """How links start: PUBLIC_BASE_URL. Never the Host header of a request, which anyone can
+    set (a link made through `Host: evil.example` would send a patient there)."""
+    return current_app.config["PUBLIC_BASE_URL"] or DEVELOPMENT_BASE_URL
 
 
 def payment_base_url() -> str | None:

@@ -105,4 +105,4 @@ def pounds(amount: int | None) -> str:
     return f"{Decimal(amount) / 100:.2f}"
 
 
-from . import admin, auth, booking_events, dashboard, invoices, price_lists, reports  # noqa: E402,F401
+from . import admin, auth, booking_events, dashboard, invoices, messages, price_lists, reports  # noqa: E402,F401

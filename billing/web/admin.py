@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -105,10 +105,17 @@ def api_keys():
     return render_template("api_keys.html", keys=keys, form=form, issued=issued, confirm=ConfirmForm())
 
 
-@bp.post("/admin/api-keys/<key_id>/revoke")
+@bp.route("/admin/api-keys/<key_id>/revoke", methods=["GET", "POST"])
 @requires("admin")
 def revoke_key(key_id: str):
-    if ConfirmForm().validate_on_submit():
+    """GET asks first (clients using the key stop working at once); POST revokes."""
+    form = ConfirmForm()
+    if request.method == "GET":
+        key = db.session.get(ApiKey, key_id)
+        if key is None or key.revoked_at is not None:
+            return redirect(url_for("web.api_keys"), code=303)
+        return render_template("api_key_revoke.html", key=key, form=form)
+    if form.validate_on_submit():
         try:
             key = access.revoke_api_key(key_id)
         except access.AccessError as error:

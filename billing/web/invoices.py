@@ -3,19 +3,19 @@ each action behind a confirmation."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Iterable
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DateField, EmailField, IntegerField, RadioField, SelectField, StringField
+from wtforms import DateField, EmailField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.validators import ValidationError as ValidationError_
 
 from .. import booking, invoicing, payment_links
-from ..clock import today_at_clinic
+from ..clock import CLINIC_TIME, today_at_clinic
 from ..errors import DomainProblem
 from ..money_format import show
 from ..payments import public_base_url, stripe_gateway
@@ -23,10 +23,12 @@ from ..pdf import invoice_pdf
 from ..price_lists import price_list_in_effect
 from ..pricing import PRODUCT, PricingError, Quote
 from ..quotes import build_request, price_one
-from ..states import MANUAL_METHODS, InvoiceStatus
+from ..states import MANUAL_METHODS, METHOD_NAMES, TAKES_PAYMENT, InvoiceStatus
 from . import bp, can, choices, pence, pounds, requires
 
-METHOD_NAMES = {"card_terminal": "Card terminal", "bank_transfer": "Bank transfer", "cash": "Cash", "other": "Other"}
+ACTOR_NAMES = {invoicing.STRIPE_ACTOR: "Stripe (card payments online)", booking.ACTOR: "Booking system"}
+# Audit actions in the words the pages use for them (the buttons say Issue and Write off).
+ACTIONS_SAID = {"finalized": "issued", "marked_uncollectible": "written off"}
 PAGE = 50
 
 
@@ -34,13 +36,35 @@ def actor() -> str:
     return f"user:{current_user.id}"
 
 
+def who(actors: Iterable[str]) -> dict[str, str]:
+    """Actors as recorded ("user:usr_…", "api_key:key_…") → what staff recognise: the person's
+    email, the API key's name. An actor not found stays as recorded."""
+    from sqlalchemy import select
+
+    from ..extensions import db
+    from ..models import ApiKey, User
+
+    actors = set(actors)
+    names = {a: ACTOR_NAMES[a] for a in actors if a in ACTOR_NAMES}
+    ids = {kind: {a.split(":", 1)[1] for a in actors if a.startswith(f"{kind}:")} for kind in ("user", "api_key")}
+    if ids["user"]:
+        names.update((f"user:{id_}", email) for id_, email in
+                     db.session.execute(select(User.id, User.email).where(User.id.in_(ids["user"]))))
+    if ids["api_key"]:
+        names.update((f"api_key:{id_}", f"API key “{name}”") for id_, name in
+                     db.session.execute(select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(ids["api_key"]))))
+    return names
+
+
 class FilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search form changes nothing
 
-    status = SelectField("Status", choices=choices([("", "Any")] + [(s.value, s.title()) for s in InvoiceStatus]),
-                         validators=[Optional()])
-    q = StringField("Number or patient", validators=[Optional(), Length(max=100)])
+    status = SelectField("Status", choices=choices(
+        [("", "Any"), ("draft", "Draft"), ("open", "Open"), ("overdue", "Overdue"), ("part_paid", "Part paid"),
+         ("paid", "Paid"), ("void", "Void"), ("uncollectible", "Uncollectible")]), validators=[Optional()])
+    q = StringField("Search", validators=[Optional(), Length(max=100)],
+                    description="Any part of the invoice number, patient name or id, payer or reference, booking id")
     date_from = DateField("Service from", validators=[Optional()])
     date_to = DateField("Service to", validators=[Optional()])
 
@@ -91,6 +115,18 @@ def plain_text(form, field) -> None:
         raise ValidationError_("Contains a control character, which is not allowed.")
 
 
+def payer_rule(key: str):
+    """The API's rule for the payer's `key` (an email's form, an address's lines), on the staff form too."""
+    def check(form, field) -> None:
+        from ..api.schemas import BillToSchema
+
+        if field.data:
+            errors = BillToSchema().validate({"name": "payer", key: field.data}).get(key)
+            if errors:
+                raise ValidationError_(errors[0])
+    return check
+
+
 class NewInvoiceForm(InfusionFields):
     patient_id = StringField("Patient id", validators=[DataRequired(), Length(max=64), one_line, plain_text])
     patient_name = StringField("Patient name", validators=[DataRequired(), Length(max=200), one_line, plain_text])
@@ -99,6 +135,32 @@ class NewInvoiceForm(InfusionFields):
     booking_id = StringField("Booking id", validators=[Optional(), Length(max=64), one_line, plain_text])
     payer_name = StringField("Payer, if not the patient", validators=[Optional(), Length(max=200), one_line,
                                                                        plain_text])
+    # The payer's details follow the API's rules for bill_to (billing/api/schemas.py BillToSchema).
+    payer_address = TextAreaField("Payer address", filters=[lambda v: v.replace("\r\n", "\n").strip() if v else v],
+                                  validators=[Optional(), Length(max=500), plain_text, payer_rule("address")])
+    payer_email = EmailField("Payer email", validators=[Optional(), Length(max=254), one_line, plain_text,
+                                                        payer_rule("email")])
+    payer_reference = StringField("Payer's reference (policy or PO number)",
+                                  validators=[Optional(), Length(max=100), one_line, plain_text])
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if not (self.payer_name.data or "").strip() and any(
+                field.data for field in (self.payer_address, self.payer_email, self.payer_reference)):
+            self.payer_name.errors = [*self.payer_name.errors, "Enter the payer's name, or leave the payer's details "
+                                                                "empty when the patient pays."]
+            return False
+        return valid
+
+    def bill_to(self) -> dict[str, Any] | None:
+        """The payer as the API stores it; None when the patient pays."""
+        if not (self.payer_name.data or "").strip():
+            return None
+        payer = {"name": self.payer_name.data.strip(), "email": (self.payer_email.data or "").strip() or None,
+                 "address": self.payer_address.data or None}
+        if (self.payer_reference.data or "").strip():
+            payer["reference"] = self.payer_reference.data.strip()
+        return payer
 
 
 class PaymentForm(FlaskForm):
@@ -168,14 +230,50 @@ def quote_view(quote: Quote) -> dict[str, Any]:
 @bp.get("/invoices")
 @requires("viewer")
 def invoices():
-    form = FilterForm(request.args)
-    form.validate()
-    rows, has_more = invoicing.find_invoices(
-        limit=PAGE, starting_after=request.args.get("after") or None, status=form.status.data or None,
-        search=form.q.data or None, date_from=form.date_from.data, date_to=form.date_to.data)
+    from ..invoice_search import AGES, SORTS, find_invoices
+
+    form, found = _list_filter()
+    after = invoicing.get_invoice(request.args["after"]) if request.args.get("after") else None
+    rows, has_more = find_invoices(found, limit=PAGE, after=after)
     args = {k: v for k, v in request.args.items() if k != "after" and v}
     older = url_for("web.invoices", **args, after=rows[-1].id) if has_more and rows else None
-    return render_template("invoices.html", form=form, rows=rows, older=older, show=show)
+    sorting = {}  # column → (link that sorts by it, or the other way when it is the sort; arrow)
+    for key in SORTS:
+        ascending_now = found.sort == key
+        sort = f"-{key}" if ascending_now else key
+        sorting[key] = (url_for("web.invoices", **{**args, "sort": sort}),
+                        " ▲" if ascending_now else " ▼" if found.sort == f"-{key}" else "")
+    return render_template("invoices.html", form=form, rows=rows, older=older, show=show, sorting=sorting,
+                           found=found, today=today_at_clinic(), ages=AGES,
+                           csv_url=url_for("web.invoices_list_csv", **args, headers="human"))
+
+
+def _list_filter():
+    """The list's filter from the query string; anything unknown or invalid is left out."""
+    from ..invoice_search import AGE_FILTERS, SORTS, InvoiceFilter
+
+    form = FilterForm(request.args)
+    form.validate()
+    args = request.args
+    sort = args.get("sort") or None
+    found = InvoiceFilter(
+        status=None if form.status.errors else form.status.data or None,
+        q=None if form.q.errors else form.q.data or None,
+        date_from=form.date_from.data, date_to=form.date_to.data,
+        age=args.get("age") if args.get("age") in AGE_FILTERS else None,
+        payer=(args.get("payer") or "")[:200] or None, patient=(args.get("patient") or "")[:64] or None,
+        sort=sort if sort and sort.removeprefix("-") in SORTS else None)
+    return form, found
+
+
+@bp.get("/invoices.csv")
+@requires("viewer")
+def invoices_list_csv():
+    from ..reports import invoice_list_csv
+
+    _, found = _list_filter()
+    return Response("".join(invoice_list_csv(found, human=request.args.get("headers") == "human")),
+                    mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="invoice-list.csv"'})
 
 
 @bp.route("/invoices/new", methods=["GET", "POST"])
@@ -191,7 +289,7 @@ def new_invoice():
             priced = price_form(form)
             quote = quote_view(priced) if priced else None
             if valid and priced and request.form.get("action") == "create":
-                bill_to = {"name": form.payer_name.data, "email": None, "address": None} if form.payer_name.data else None
+                bill_to = form.bill_to()
                 patient = {"id": form.patient_id.data.strip(), "name": form.patient_name.data.strip(),
                            "email": form.patient_email.data or None, "address": form.patient_address.data or None}
                 try:
@@ -214,11 +312,63 @@ def invoice(invoice_id: str):
     inv = invoicing.get_invoice(invoice_id)
     payments, refunds = invoicing.children_of([inv])[inv.seq]
     trail = invoicing.audit_trail(invoice_id)
+    payment_url = payment_links.current_link_url(inv, public_base_url())
+    from .messages import RemindersForm, ResendForm, invoice_messages
+
     return render_template("invoice.html", inv=inv, payments=payments, refunds=refunds,
+                           messages=invoice_messages(inv), resend_form=ResendForm(), reminders_form=RemindersForm(),
                            credit_notes=invoicing.credit_notes_of(inv), suggestion=_suggested_credit_link(inv, trail),
-                           trail=trail, show=show, can=can,
-                           payment_url=payment_links.current_link_url(inv, public_base_url()),
-                           online=stripe_gateway() is not None, payment_ids={p.seq: p.id for p in payments})
+                           trail=trail, show=show, can=can, status=status_label(inv), money=money_view(inv),
+                           who=who(e.actor for e in trail), methods=METHOD_NAMES, at_clinic=at_clinic,
+                           actions_said=ACTIONS_SAID,
+                           payment_url=payment_url, link_expires=_link_expiry(trail) if payment_url else None,
+                           online=stripe_gateway() is not None,
+                           payment_of={p.seq: p for p in payments},
+                           paid_by={p.seq: _payment_label(p, inv.currency) for p in payments})
+
+
+def at_clinic(moment) -> str:
+    """A stored UTC time as the clinic reads it: "2026-11-27 14:05"."""
+    return moment.astimezone(CLINIC_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+def status_label(inv) -> str:
+    """The status as staff need it: an open invoice with money received and more due is part paid."""
+    if inv.status in TAKES_PAYMENT and inv.amount_due > 0 and inv.amount_paid > 0:
+        return "part paid"
+    return inv.status
+
+
+def money_view(inv) -> dict[str, Any]:
+    """Total, Paid, Refunded, Net received and Due in pounds, and one sentence on how they relate."""
+    cur = inv.currency
+    figures = {"total": inv.total, "paid": inv.amount_paid, "refunded": inv.amount_refunded,
+               "net": inv.amount_paid - inv.amount_refunded, "applied": inv.credit_applied, "due": inv.amount_due}
+    shown = {name: show(amount, cur) for name, amount in figures.items()}
+    credit = f" − credit notes applied {shown['applied']}" if inv.credit_applied else ""
+    relation = f"Due {shown['due']} = Total {shown['total']} − Paid {shown['paid']}{credit}"
+    if inv.total - inv.amount_paid - inv.credit_applied < 0:
+        relation += " (below zero: more came in than was owed, and nothing is owed back)"
+    relation += (f". Refunds give back money already received without making it due again: "
+                 f"Net received {shown['net']} = Paid {shown['paid']} − Refunded {shown['refunded']}.")
+    return {**shown, "relation": relation}
+
+
+def _payment_label(payment, currency: str) -> str:
+    """A payment as staff know it: how, how much, when, and its reference (never its pay_… id)."""
+    label = (f"{METHOD_NAMES.get(payment.method, payment.method)} of {show(payment.amount, currency)} "
+             f"on {payment.received_on.isoformat()}")
+    if payment.reference and not payment.stripe_payment_intent:
+        label += f", reference {payment.reference}"
+    return label
+
+
+def _link_expiry(trail) -> str | None:
+    """When the newest payment link stops working, from the audit event that made it."""
+    for event in reversed(trail):
+        if event.action == "payment_link_created" and (event.detail or {}).get("expires_at"):
+            return at_clinic(datetime.fromisoformat(event.detail["expires_at"]))
+    return None
 
 
 def _suggested_credit_link(inv, trail) -> str | None:
@@ -254,12 +404,19 @@ def credit_note_pdf(credit_note_id: str):
     return Response(body, mimetype="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
+class ReasonForm(FlaskForm):
+    reason = StringField("Reason (kept in the audit trail)", validators=[DataRequired(), Length(max=500), plain_text])
+
+
+# action → title, what it means, the use case, whether it asks for a reason, the message once done.
+# One verb each, on the link, the confirmation and the message: issue, void, write off.
 ACTIONS = {
     "finalize": ("Issue this invoice", "It gets the next number and its lines can't change afterwards.",
-                 invoicing.finalize_invoice),
-    "void": ("Void this invoice", "It stays on record, number and all, but nothing is owed.", invoicing.void_invoice),
+                 invoicing.finalize_invoice, False, "Invoice issued."),
+    "void": ("Void this invoice", "It stays on record, number and all, but nothing is owed.", invoicing.void_invoice,
+             True, "Invoice voided."),
     "mark-uncollectible": ("Write this invoice off", "It is marked uncollectible; a payment can still be recorded.",
-                           invoicing.mark_uncollectible),
+                           invoicing.mark_uncollectible, True, "Invoice written off."),
 }
 
 
@@ -268,11 +425,13 @@ ACTIONS = {
 def invoice_action(invoice_id: str, action: str):
     inv = invoicing.get_invoice(invoice_id)
     if action in ACTIONS:
-        title, text, use_case = ACTIONS[action]
-        form = ConfirmForm()
+        title, text, use_case, asks_reason, message = ACTIONS[action]
+        form = ReasonForm() if asks_reason else ConfirmForm()
         if form.validate_on_submit():
-            return _done(lambda: use_case(invoice_id, actor()), invoice_id, f"{title.split(' ')[0]} done.")
-        return render_template("confirm.html", inv=inv, title=title, text=text, form=form, show=show)
+            why = {"reason": form.reason.data.strip()} if asks_reason else {}
+            return _done(lambda: use_case(invoice_id, actor(), **why), invoice_id, message)
+        return render_template("confirm.html", inv=inv, title=title, text=text, form=form, show=show), (
+            422 if form.errors else 200)
     if action == "payment":
         form = PaymentForm()
         return _money_form(form, "payment.html", inv, "Payment of {} recorded.", lambda amount: invoicing.record_payment(
@@ -315,7 +474,7 @@ def _credit_note_form(inv):
                     refund_amount=amounts["refund_amount"], out_of_band_amount=amounts["out_of_band_amount"],
                     gateway=stripe_gateway())
             except DomainProblem as error:
-                form.form_errors.append(error.detail)
+                form.form_errors.append(error.for_people())
             else:
                 flash(f"Credit note {note.number} issued for {show(note.total, note.currency)}.")
                 return redirect(url_for("web.invoice", invoice_id=inv.id), code=303)
@@ -342,9 +501,9 @@ def _done(run, invoice_id: str, message: str, *, form=None, template: str | None
         run()
     except DomainProblem as error:
         if form is not None and template and error.field and hasattr(form, error.field):
-            getattr(form, error.field).errors = [error.detail]
+            getattr(form, error.field).errors = [error.for_people()]
             return render_template(template, inv=inv, form=form, show=show), error.status
-        flash(error.detail, "error")
+        flash(error.for_people(), "error")
         return redirect(url_for("web.invoice", invoice_id=invoice_id), code=303)
     flash(message)
     return redirect(url_for("web.invoice", invoice_id=invoice_id), code=303)

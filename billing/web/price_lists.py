@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..clock import today_at_clinic
 from .. import price_lists
 from ..pricing import DEFAULT_STATEMENT, PriceListInvalid, decimal_text
+from ..money_format import show
 from . import bp, choices, pence, pounds, requires
 from .invoices import InfusionFields, price_form, product_choices, quote_view
 
@@ -165,7 +166,7 @@ def show_errors(form: PriceListForm, errors: dict[str, list[str]]) -> None:
 def price_lists_page():
     rows, _ = price_lists.list_price_lists(100, None)
     current = price_lists.version_in_effect(today_at_clinic())
-    return render_template("price_lists.html", rows=rows, current=current, decimal_text=decimal_text, pounds=pounds)
+    return render_template("price_lists.html", rows=rows, current=current, decimal_text=decimal_text, show=show)
 
 
 @bp.route("/price-lists/new", methods=["GET", "POST"])

@@ -34,6 +34,11 @@ def reports_page():
                            totals=(sum(m.product for m in months), sum(m.service for m in months)))
 
 
+def _human() -> bool:
+    """`?headers=human`: the header row in words people read; otherwise the documented machine names."""
+    return request.args.get("headers") == "human"
+
+
 def _csv(name: str, chunks) -> Response:
     return Response("".join(chunks), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -42,22 +47,28 @@ def _csv(name: str, chunks) -> Response:
 @bp.get("/reports/invoices.csv")
 @requires("viewer")
 def invoices_csv():
-    return _csv("invoices.csv", reports.invoices_csv(*_period()))
+    return _csv("invoices.csv", reports.invoices_csv(*_period(), human=_human()))
 
 
 @bp.get("/reports/lines.csv")
 @requires("viewer")
 def lines_csv():
-    return _csv("invoice-lines.csv", reports.lines_csv(*_period()))
+    return _csv("invoice-lines.csv", reports.lines_csv(*_period(), human=_human()))
 
 
 @bp.get("/reports/credit-notes.csv")
 @requires("viewer")
 def credit_notes_csv():
-    return _csv("credit-notes.csv", reports.credit_notes_csv(*_period()))
+    return _csv("credit-notes.csv", reports.credit_notes_csv(*_period(), human=_human()))
 
 
 @bp.get("/reports/payments.csv")
 @requires("viewer")
 def payments_csv():
-    return _csv("payments.csv", reports.payments_csv(*_period()))
+    return _csv("payments.csv", reports.payments_csv(*_period(), human=_human()))
+
+
+@bp.get("/reports/refunds.csv")
+@requires("viewer")
+def refunds_csv():
+    return _csv("refunds.csv", reports.refunds_csv(*_period(), human=_human()))

@@ -140,3 +140,47 @@ def test_a_post_without_a_csrf_token_is_still_a_bare_400_when_cookies_can_work(a
     response = app.test_client().post("/login", data={"email": "admin@clinic.example", "password": "x"})
     assert response.status_code == 400
     assert "BILLING_INSECURE_COOKIES" not in response.get_data(as_text=True)
+
+
+# --- Messages: SMTP_URL, MAIL_FROM, BOOKING_NOTIFY_*, and PUBLIC_BASE_URL once they are on --------
+
+def test_paying_online_or_email_without_public_base_url_stops_start_up_with_one_line(tmp_path):
+    for setting in ({"SMTP_URL": "smtp://127.0.0.1:8025"}, {"STRIPE_SECRET_KEY": "sk_test_x"}):
+        env = {**{k: v for k, v in os.environ.items() if k not in ("PUBLIC_BASE_URL", "SMTP_URL", "STRIPE_SECRET_KEY")},
+               **setting, "BILLING_INSTANCE_PATH": str(tmp_path)}
+        result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "billing: configuration error: PUBLIC_BASE_URL must be set (e.g. https://billing.clinic.example) once "
+            "paying online (STRIPE_SECRET_KEY) or email (SMTP_URL) is on: payment links start with it"]
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("SMTP_URL", "http://mail.example", "SMTP_URL must look like smtp://host:25"),
+    ("SMTP_URL", "smtp://", "SMTP_URL must look like smtp://host:25"),
+    ("MAIL_FROM", "not an address", "MAIL_FROM must be an email address"),
+    ("BOOKING_NOTIFY_SECRET", "whsec_short", "BOOKING_NOTIFY_SECRET must be whsec_ followed by base64"),
+    ("BOOKING_NOTIFY_URL", "ftp://booking.example", "BOOKING_NOTIFY_URL must be an http:// or https:// address"),
+    ("PUBLIC_BASE_URL", "billing.clinic.example", "PUBLIC_BASE_URL must be an http:// or https:// address"),
+])
+def test_a_bad_message_setting_is_a_config_error(tmp_path, name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings({name: value}, tmp_path)
+
+
+def test_message_settings_that_work(tmp_path):
+    settings = load_settings({"SMTP_URL": "smtp+starttls://user:pw@mail.example:587",
+                              "MAIL_FROM": "billing@clinic.example", "CLINIC_NAME": "Riverside Clinic",
+                              "BOOKING_NOTIFY_URL": "https://booking.example/hooks/billing",
+                              "BOOKING_NOTIFY_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, tmp_path)
+    assert settings["MAIL_FROM"] == "Riverside Clinic <billing@clinic.example>"
+    assert settings["SMTP_URL"] == "smtp+starttls://user:pw@mail.example:587"
+    assert load_settings({}, tmp_path)["MAIL_FROM"] == "Riverside Clinic <billing@localhost>"
+
+
+def test_booking_notify_url_needs_its_secret():
+    from billing.config import check_settings
+
+    with pytest.raises(ConfigError, match="BOOKING_NOTIFY_SECRET must be set with BOOKING_NOTIFY_URL"):
+        check_settings({"BOOKING_NOTIFY_URL": "https://booking.example/hooks"})

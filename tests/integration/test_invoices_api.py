@@ -45,7 +45,7 @@ def test_a_draft_is_priced_like_a_quote_with_the_patient_and_payer(api):
     assert [line["amount"] for line in invoice["lines"]] == [168000, 35000]
     assert (invoice["subtotal"], invoice["tax"], invoice["total"], invoice["amount_due"]) == (203000, 0, 203000, 203000)
     assert invoice["patient"] == {"id": "pt_9", "name": "Alex Example", "email": "alex@example.org", "address": None}
-    assert invoice["bill_to"] == {"name": "Sam Partner", "email": "sam@example.org", "address": None}
+    assert invoice["bill_to"] == {"name": "Sam Partner", "email": "sam@example.org", "address": None, "reference": None}
     assert invoice["booking_id"] == "bk_123"
     assert invoice["price_list"]["version"] == 1
     assert api.get(f"/api/v1/invoices/{invoice['id']}").get_json() == invoice
@@ -241,3 +241,71 @@ def test_paging_through_one_status_visits_each_invoice_once_newest_first(api):
             break
         cursor = page["data"][-1]["id"]
     assert seen == list(reversed(opened))
+
+
+# --- the payer (bill_to): an insurer with an address, an email and its own reference ------------
+
+INSURER = {"name": "Acme Health Insurance", "address": "Claims Dept\n1 Way\nLeeds LS1 4AP",
+           "email": "claims@acme.example", "reference": "POL-448812"}
+
+
+def test_the_payer_s_address_email_and_reference_round_trip(api):
+    invoice = create(api, bill_to=INSURER)
+    assert invoice["bill_to"] == INSURER
+    assert api.get(f"/api/v1/invoices/{invoice['id']}").get_json()["bill_to"] == INSURER
+    changed = {**INSURER, "address": "Claims\r\n2 Way, York", "reference": "PO 2026/118", "email": None}
+    response = api.patch(f"/api/v1/invoices/{invoice['id']}", json={"bill_to": changed})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["bill_to"] == changed
+    assert response.get_json()["total"] == 203000
+    assert api.patch(f"/api/v1/invoices/{invoice['id']}", json={"bill_to": None}).get_json()["bill_to"] is None
+
+
+def test_a_payer_without_a_reference_has_a_null_one_like_its_other_fields(api):
+    invoice = create(api, bill_to={"name": "Sam Partner", "reference": None})
+    assert invoice["bill_to"] == {"name": "Sam Partner", "email": None, "address": None, "reference": None}
+    assert create(api, bill_to={"name": "Sam Partner"})["bill_to"] == {"name": "Sam Partner", "email": None,
+                                                                       "address": None, "reference": None}
+
+
+@pytest.mark.parametrize("payer, field", [
+    ({"reference": ""}, "bill_to.reference"),
+    ({"reference": "   "}, "bill_to.reference"),
+    ({"reference": "POL\n1"}, "bill_to.reference"),
+    ({"reference": "POL\u202e1"}, "bill_to.reference"),
+    ({"reference": "P" * 101}, "bill_to.reference"),
+    ({"reference": 448812}, "bill_to.reference"),
+    ({"email": "claims at acme"}, "bill_to.email"),
+    ({"email": "a@" + "b" * 250 + ".uk"}, "bill_to.email"),
+    ({"address": "Claims\tDept"}, "bill_to.address"),
+    ({"address": "\n".join(["line"] * 11)}, "bill_to.address"),
+    ({"address": "x" * 501}, "bill_to.address"),
+    ({"address": "1 Way\u2066Leeds"}, "bill_to.address"),
+    ({"name": ""}, "bill_to.name"),
+    ({"name": None}, "bill_to.name"),
+])
+def test_a_bad_payer_is_a_422_that_names_the_field_and_changes_nothing(api, app, payer, field):
+    draft = create(api, bill_to=INSURER)
+    before = row_counts(app)
+    response = api.post("/api/v1/invoices", json=invoice_body(bill_to={**INSURER, **payer}))
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert field in response.get_json()["errors"]
+    response = api.patch(f"/api/v1/invoices/{draft['id']}", json={"bill_to": {**INSURER, **payer}})
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert field in response.get_json()["errors"]
+    assert row_counts(app) == before
+    assert api.get(f"/api/v1/invoices/{draft['id']}").get_json()["bill_to"] == INSURER
+
+
+def test_an_address_of_ten_lines_and_a_long_reference_are_taken(api):
+    payer = {"name": "Łucja Wróbel", "address": "\n".join(f"Line {n}" for n in range(10)), "reference": "R" * 100}
+    assert create(api, bill_to=payer)["bill_to"] == {**payer, "email": None}
+
+
+def test_the_openapi_document_tells_the_payer_s_rules(client):
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    bill_to = schemas["BillTo"]["properties"]
+    assert set(bill_to) == {"name", "address", "email", "reference"}
+    assert (bill_to["reference"]["minLength"], bill_to["reference"]["maxLength"]) == (1, 100)
+    assert bill_to["address"]["maxLength"] == 500 and "pattern" in bill_to["address"]
+    assert set(schemas["StoredBillTo"]["properties"]) == {"name", "address", "email", "reference"}

@@ -42,13 +42,15 @@ def post_stripe(client, event):
 
 # --- links ------------------------------------------------------------------------------------
 
-def test_a_payment_link_is_long_random_stored_hashed_and_expires(app, api):
+def test_a_payment_link_is_long_random_stored_hashed_and_expires(app, api, monkeypatch):
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://billing.clinic.example")
     invoice = open_invoice(api)
-    response = api.post(f"/api/v1/invoices/{invoice['id']}/payment-link")
+    # The host is PUBLIC_BASE_URL's, never the request's (anyone can send any Host header).
+    response = api.post(f"/api/v1/invoices/{invoice['id']}/payment-link", headers={"Host": "evil.example"})
     assert response.status_code == 201
     body = response.get_json()
     token = path_of(body["url"]).rsplit("/", 1)[1]
-    assert body["url"].startswith("http://localhost/pay/") and len(token) >= 43  # 256 bits
+    assert body["url"].startswith("https://billing.clinic.example/pay/") and len(token) >= 43  # 256 bits
     assert body["expires_at"][:10] == (utcnow() + timedelta(days=30)).date().isoformat()
     with app.app_context():
         (link,) = db.session.scalars(select(PaymentLink))
@@ -270,10 +272,11 @@ def test_a_completed_booking_gets_a_payment_link_when_paying_online_is_on(app, a
     from tests.factories import BOOKING_SECRET, booking_event
 
     monkeypatch.setitem(app.config, "BOOKING_WEBHOOK_SECRETS", [BOOKING_SECRET])
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://billing.clinic.example")
     body = json.dumps(booking_event("infusion.completed", event_id="evt_done")).encode()
     answer = client.post("/api/v1/webhooks/booking", data=body, headers={
         "Content-Type": "application/json", "Booking-Signature": sign(BOOKING_SECRET, body)}).get_json()
-    assert answer["result"] == "finalized" and answer["payment_url"].startswith("http://localhost/pay/")
+    assert answer["result"] == "finalized" and answer["payment_url"].startswith("https://billing.clinic.example/pay/")
     page = client.get(path_of(answer["payment_url"]))
     assert page.status_code == 200 and b"Pay \xc2\xa31,770.00" in page.get_data()
 

@@ -51,6 +51,8 @@ def test_dashboard_and_aged_debt_to_the_penny(app, api):
     assert len(figures.months) == 12
     # void and backdated ones aside: fresh and paid were issued this month
     assert (this_month.product, this_month.service) == (168000 * 2, 35000 * 2)
-    assert debt.buckets == [("0–30 days", 1, 203000), ("31–60 days", 1, 193000), ("61–90 days", 0, 0),
-                            ("over 90 days", 1, 200000)]
+    # By days past the due date (issue 17): due in 14 days, 31 days late, 106 days late.
+    assert [(b.key, b.invoices, b.amount) for b in debt.buckets] == [
+        ("current", 1, 203000), ("1-30", 0, 0), ("31-60", 1, 193000), ("61-90", 0, 0), ("over-90", 1, 200000)]
     assert debt.total == 596000
+    assert [(p.name, p.patient_id, p.invoices, p.total) for p in debt.payers] == [("Alex Example", "pt_9", 3, 596000)]

@@ -40,7 +40,7 @@ from billing import create_app
 from billing.access import create_api_key, create_user
 from billing.extensions import db
 from billing.models import Invoice, OutboxMessage
-from billing.outbox import HANDLERS, enqueue, run_worker
+from billing.outbox import HANDLERS, enqueue, handles, run_worker
 from billing.recent import forget_remembered
 from tests.factories import invoice_body, price_list_document
 
@@ -344,7 +344,7 @@ def test_a_stopped_database_gives_503s_and_the_service_recovers_by_itself(servic
     login_token = csrf_token(anonymous)
 
     delivered: list[int] = []
-    HANDLERS["test.outage"] = lambda payload: delivered.append(payload["n"])
+    handles("test.outage")(lambda payload: delivered.append(payload["n"]))
     try:
         with Worker(service.app) as worker:
             service.cluster.stop("fast")

@@ -110,3 +110,25 @@ def test_the_worker_delivers_within_seconds_and_stops_cleanly_on_sigterm(ctx, da
             worker.kill()
     assert worker.returncode == 0
     assert "Outbox worker stopped." in output
+
+
+def test_a_worker_told_to_stop_finishes_the_message_in_hand_and_releases_the_rest_of_its_batch(ctx):
+    import threading
+
+    stop = threading.Event()
+
+    @outbox.handles("test.stopper")
+    def _stopper(payload: dict) -> None:
+        CALLS.append(payload)
+        stop.set()  # SIGTERM arrives while this one is being delivered
+
+    with transaction():
+        for n in range(3):
+            outbox.enqueue("event", "test.stopper", {"n": n})
+    assert outbox.deliver_due(stop=stop) == 1
+    assert CALLS == [{"n": 0}]
+    db.session.rollback()
+    rows = list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.seq)))
+    assert [(m.status, m.attempts) for m in rows] == [("sent", 1), ("pending", 0), ("pending", 0)]
+    assert all(m.available_at <= utcnow() for m in rows[1:])  # due again at once, for any worker
+    assert outbox.deliver_due() == 2
