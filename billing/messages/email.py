@@ -82,14 +82,14 @@ def send(message: EmailMessage) -> None:
         _open.smtp, _open.url = _connect(url), url
     try:
         _open.smtp.send_message(message)
-    except (smtplib.SMTPServerDisconnected, smtplib.SMTPSenderRefused, OSError) as error:
+    except (smtplib.SMTPServerDisconnected, OSError):
         _close()
-        if fresh or isinstance(error, smtplib.SMTPSenderRefused) and error.smtp_code < 400:
+        if fresh:
             raise
         _open.smtp, _open.url = _connect(url), url  # the kept connection had gone stale: once more, anew
         _open.smtp.send_message(message)
     except smtplib.SMTPException:
-        _close()
+        _close()  # refused: the outbox retries later, on a new connection
         raise
 
 

@@ -23,7 +23,7 @@ from ..pdf import invoice_pdf
 from ..price_lists import price_list_in_effect
 from ..pricing import PRODUCT, PricingError, Quote
 from ..quotes import build_request, price_one
-from ..states import MANUAL_METHODS, METHOD_NAMES, TAKES_PAYMENT, InvoiceStatus
+from ..states import MANUAL_METHODS, METHOD_NAMES, TAKES_PAYMENT
 from . import bp, can, choices, pence, pounds, requires
 
 ACTOR_NAMES = {invoicing.STRIPE_ACTOR: "Stripe (card payments online)", booking.ACTOR: "Booking system"}

@@ -50,12 +50,12 @@ def invoice_messages(inv: Invoice) -> list[dict]:
 @requires("viewer")
 def failed_messages():
     rows = list(db.session.execute(
-        select(OutboxMessage, Invoice.id, Invoice.number).join(Invoice, Invoice.seq == OutboxMessage.invoice_seq)
+        select(OutboxMessage, Invoice.id, Invoice.number).outerjoin(Invoice, Invoice.seq == OutboxMessage.invoice_seq)
         .where(OutboxMessage.status == OutboxStatus.FAILED, OutboxMessage.kind.in_(messages.SHOWN_KINDS))
         .order_by(OutboxMessage.seq.desc()).limit(PAGE)))
     shown = message_rows([m for m, _, _ in rows])
     for row, (_, invoice_id, number) in zip(shown, rows):
-        row["invoice_id"], row["invoice_number"] = invoice_id, number or "(draft)"
+        row["invoice_id"], row["invoice_number"] = invoice_id, (number or "(draft)") if invoice_id else None
     return render_template("messages.html", rows=shown, form=ResendForm(), total=messages.failed_count(), can=can)
 
 
