@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from . import booking, credit_notes, http_quotes, invoices, pricing, staff
+from . import booking, compare, credit_notes, http_quotes, invoices, pricing, profile, soak, staff
 
 BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main, "invoices": invoices.main,
-              "booking": booking.main, "staff": staff.main, "credit_notes": credit_notes.main}
+              "booking": booking.main, "staff": staff.main, "credit_notes": credit_notes.main,
+              "profile": profile.main, "compare": compare.main, "soak": soak.main}
 
 
 def main(argv: list[str]) -> int:

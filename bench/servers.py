@@ -26,33 +26,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _flask(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=env,
+def _flask(env: dict[str, str], *args: str, root: Path = ROOT) -> str:
+    result = subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=root, env=env,
                             capture_output=True, text=True, check=True)
     return result.stdout
 
 
 @contextlib.contextmanager
-def service_env(database_url: str | None = None) -> Iterator[tuple[dict[str, str], str]]:
-    """A migrated, seeded database and an API key: (environment, key)."""
+def service_env(database_url: str | None = None, root: Path = ROOT) -> Iterator[tuple[dict[str, str], str]]:
+    """A migrated, seeded database and an API key: (environment, key). `root`: the checkout
+    whose code migrates and seeds (another one to compare with an older commit)."""
     with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
         env = {**os.environ, "BILLING_INSTANCE_PATH": tmp}
         if database_url:
             env["DATABASE_URL"] = database_url
-        _flask(env, "db", "upgrade")
-        _flask(env, "billing", "seed-demo")
-        key = _flask(env, "billing", "create-api-key", "bench").strip().splitlines()[-1]
+        _flask(env, "db", "upgrade", root=root)
+        _flask(env, "billing", "seed-demo", root=root)
+        key = _flask(env, "billing", "create-api-key", "bench", root=root).strip().splitlines()[-1]
         yield env, key
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], ready_path: str, workers: int = 2) -> Iterator[str]:
+def gunicorn(app: str, env: dict[str, str], ready_path: str, workers: int = 2, root: Path = ROOT) -> Iterator[str]:
+    """gunicorn -w `workers` sync on a free port, serving `app` from the checkout `root`."""
     port = free_port()
     log = open(Path(env.get("BILLING_INSTANCE_PATH", tempfile.gettempdir())) / f"gunicorn-{port}.log", "w")
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
          "--no-control-socket", "--log-level", "warning", app],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -145,8 +147,8 @@ def post_concurrently(base: str, requests: list[tuple[str, bytes, dict[str, str]
     return time.perf_counter() - started, statuses, latencies
 
 
-def worker_rss_mb(base: str) -> list[float]:
-    """Resident memory (MB) of each gunicorn worker serving `base` (the master left out)."""
+def _gunicorn_processes(base: str) -> dict[int, tuple[int, float]]:
+    """pid: (parent pid, resident MB) of every gunicorn process serving `base`."""
     port = base.rsplit(":", 1)[1]
     found: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
@@ -160,4 +162,33 @@ def worker_rss_mb(base: str) -> list[float]:
         if "gunicorn" in cmdline and f"127.0.0.1:{port}" in cmdline:
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
             found[int(entry.name)] = (int(fields["PPid"]), int(fields["VmRSS"].split()[0]) / 1024)
+    return found
+
+
+def worker_rss_mb(base: str) -> list[float]:
+    """Resident memory (MB) of each gunicorn worker serving `base` (the master left out)."""
+    found = _gunicorn_processes(base)
     return sorted(rss for ppid, rss in found.values() if ppid in found)
+
+
+def worker_rss_by_pid(base: str) -> dict[int, float]:
+    """Resident memory (MB) of each gunicorn worker serving `base`, by process id."""
+    found = _gunicorn_processes(base)
+    return {pid: rss for pid, (ppid, rss) in sorted(found.items()) if ppid in found}
+
+
+def worker_cpu_seconds(base: str) -> float:
+    """CPU time (user + system, seconds) the gunicorn workers serving `base` have used so far: read
+    before and after a load, it gives the cost of a request in the service itself, which the
+    other processes on a busy machine disturb far less than they disturb requests per second."""
+    found = _gunicorn_processes(base)
+    total = 0
+    for pid, (ppid, _rss) in found.items():
+        if ppid not in found:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")

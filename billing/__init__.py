@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import ConfigError, check_settings, load_settings
+from .json_provider import OrjsonProvider
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -63,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     instance = Path(os.environ.get("BILLING_INSTANCE_PATH") or _PROJECT_ROOT / "instance")
     app = Flask(__name__, instance_path=str(instance))
     app.session_interface = StaffOnlySessions()
+    app.json = OrjsonProvider(app)  # the same JSON, written faster
     app.config.update(load_settings(os.environ, instance))
     app.config.update(
         SQLALCHEMY_TRACK_MODIFICATIONS=False,

@@ -43,6 +43,27 @@ def refuse_large_bodies() -> None:
         raise RequestEntityTooLarge(f"The request body is over {limit} bytes.")
 
 
+# Raw bytes that are, or in UTF-8 begin, a character _BAD_CHARACTER names: control bytes but
+# tab, newline and carriage return, and DEL; C2 80-9F (a C1 control), ED A0-BF (a surrogate,
+# which json.loads lets through). And the \u escapes that could write one: a control character
+# or a surrogate (with a few harmless ones, \u0009, \u0070…, looked at all the same).
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_MAYBE_BAD = re.compile(rb"\\u(?:00[0189]|007|[dD][89a-fA-F])|\xc2[\x80-\x9f]|\xed[\xa0-\xbf]")
+
+
+def _plainly_fine(raw: bytes) -> bool:
+    """Whether a JSON body, unparsed, can't nest deeper than MAX_JSON_DEPTH (it has no more
+    brackets than that in all) nor hold a character that isn't allowed: found at C speed, by
+    counting, one translate and (only when a backslash-u, C2 or ED byte is there) one regular
+    expression. A body that doesn't open with a bracket or a space, or any doubt, and check_json
+    parses it and looks at every text."""
+    return (raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH
+            and len(raw.translate(None, _CONTROL_BYTES)) == len(raw)
+            and not ((b"\\u" in raw or b"\xc2" in raw or b"\xed" in raw) and _MAYBE_BAD.search(raw))
+            # UTF-8, as json.loads would read it: no byte-order mark, no NUL (ruled out above)
+            and raw[:1] in b"{[ \t\r\n")
+
+
 def check_json(raw: bytes) -> Any:
     """The parsed body, or BadJson: 400 for what isn't JSON or nests deeper than 32 levels,
     422 (by field) for a text with a character that isn't allowed."""
@@ -52,6 +73,8 @@ def check_json(raw: bytes) -> Any:
         raise BadJson(400, f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError):
         return None  # the view's own parser says what is wrong with it
+    if isinstance(raw, bytes) and _plainly_fine(raw):
+        return value
     errors: dict[str, list[str]] = {}
     stack: list[tuple[Any, str, int]] = [(value, "", 1)]
     while stack:
@@ -75,10 +98,11 @@ def check_json(raw: bytes) -> Any:
 def guard_json_body() -> None:
     """Every JSON body but the webhooks', whose signature is checked first (the booking
     webhook's view calls check_json itself after that; Stripe's events come signed by Stripe)."""
-    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
         return
     if request.path.startswith("/api/v1/webhooks/"):
         return
     raw = request.get_data(cache=True)
-    if raw:
-        check_json(raw)
+    if raw and not _plainly_fine(raw):
+        check_json(raw)  # parsed and walked only when the raw bytes can't rule a refusal out

@@ -7,20 +7,33 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 
 log = logging.getLogger("billing.request")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_INFO = logging.INFO
 
 
 class JsonFormatter(logging.Formatter):
+    """Each record as one JSON line; the handler formats it, so a request only hands over its fields."""
+
+    _second = -1
+    _stamp = ""
+
+    def _ts(self, record: logging.LogRecord) -> str:
+        # The time to the second, as formatTime writes it; worked out once a second, not per line.
+        second = int(record.created)
+        if second != self._second:
+            self._stamp, self._second = self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), second
+        return self._stamp
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "ts": self._ts(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -44,21 +57,28 @@ def configure_logging() -> None:
 def init_request_log(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
+        g.request_id = incoming if incoming and _SAFE_ID.match(incoming) else os.urandom(16).hex()
         g.started = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        request_id = getattr(g, "request_id", None) or uuid.uuid4().hex
+        request_id = getattr(g, "request_id", None) or os.urandom(16).hex()
         response.headers["X-Request-Id"] = request_id
+        if not log.isEnabledFor(_INFO):
+            return response
         started = getattr(g, "started", None)
-        log.info("request", extra={"fields": {
+        rule = request.url_rule
+        # The record is made and handed to the handlers directly: Logger.info would also walk the
+        # stack to find the caller, which this line never shows. Formatting is the handler's.
+        record = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+        record.fields = {
             "request_id": request_id,
             "method": request.method,
-            "route": request.url_rule.rule if request.url_rule else "<unmatched>",
+            "route": rule.rule if rule is not None else "<unmatched>",
             "status": response.status_code,
             "ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
             "actor": getattr(g, "actor", None),
-        }})
+        }
+        log.handle(record)
         return response
