@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from . import booking, compare, credit_notes, http_quotes, invoices, pricing, profile, soak, staff
+from . import booking, compare, credit_notes, http_quotes, invoices, messages, pricing, profile, soak, staff
 
 BENCHMARKS = {"pricing": pricing.main, "http_quotes": http_quotes.main, "invoices": invoices.main,
               "booking": booking.main, "staff": staff.main, "credit_notes": credit_notes.main,
-              "profile": profile.main, "compare": compare.main, "soak": soak.main}
+              "messages": messages.main, "profile": profile.main, "compare": compare.main, "soak": soak.main}
 
 
 def main(argv: list[str]) -> int:
