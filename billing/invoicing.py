@@ -201,6 +201,7 @@ class InvoiceChange:
         self.detail: dict[str, Any] = {}
         self.flags: list[str] = []
         self.happened: list[tuple[str, dict[str, str]]] = []
+        self.number_year: int | None = None
         self.quiet = False
 
     def move(self, move: Move) -> None:
@@ -222,6 +223,11 @@ class InvoiceChange:
         (billing/messages: an event, and the email that follows it). Status moves tell
         themselves: finalized, paid, voided, written off."""
         self.happened.append((event_type, ids))
+
+    def give_number(self, year: int) -> None:
+        """Give the invoice the next number of `year`, as the very last thing before commit: the
+        counter row stays locked from then until commit, so everything else is written first."""
+        self.number_year = year
 
     def unchanged(self) -> None:
         """Nothing happened after all (a duplicate, a retry): no audit event."""
@@ -263,17 +269,22 @@ def _finish(change: InvoiceChange) -> None:
         return
     invoice = change.invoice
     invoice.updated_at = utcnow()
-    keep_searchable(invoice)  # number, patient, payer or booking may have changed
     if change.flags:
         text = " ".join(change.flags)
         invoice.attention = f"{invoice.attention} {text}" if invoice.attention else text
         change.detail["flag"] = text
     after = state(invoice)
-    db.session.add(AuditEvent(invoice_seq=invoice.seq, actor=change.actor, action=change.action,
-                              before=change.before, after=after, detail=change.detail or None))
     first, last = messages.status_events(change.before and change.before["status"], after["status"])
     messages.queue_for_change(invoice, [(event, {}) for event in first] + change.happened
                               + [(event, {}) for event in last])
+    if change.number_year is not None:
+        # The messages are written already (billing/outbox.py writes at once); from here to
+        # commit, the counter row is locked: only the invoice's row and the audit event follow.
+        # (An event queued above carries number null; the worker fills it in: it never changes.)
+        invoice.number = after["number"] = _take_number(change.number_year)
+    keep_searchable(invoice)  # number, patient, payer or booking may have changed
+    db.session.add(AuditEvent(invoice_seq=invoice.seq, actor=change.actor, action=change.action,
+                              before=change.before, after=after, detail=change.detail or None))
     # At most one live PaymentIntent, for exactly what is due: when that stops being true,
     # the worker cancels it (a patient's stale tab can then no longer charge the card).
     if (invoice.stripe_payment_intent and change.before is not None
@@ -414,8 +425,7 @@ def finalize_invoice(invoice_id: str, actor: str) -> Invoice:
         if invoice.amount_due == 0:
             change.move(Move.SETTLE)
             invoice.paid_at = now
-        # Last, so the counter row stays locked for as short a time as possible: from here to commit.
-        invoice.number = _take_number(issued_on.year)
+        change.give_number(issued_on.year)  # taken last of all, so the counter row is locked briefly
     return invoice
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from .extensions import db
 from .ids import new_id
@@ -59,14 +59,30 @@ class Skip(Exception):
     since): recorded as `skipped` with the reason, never retried."""
 
 
+def message_row(kind: str, topic: str, payload: dict[str, Any], *, invoice_seq: int | None = None,
+                once_key: str | None = None) -> dict[str, Any]:
+    now = utcnow()
+    return {"id": new_id("msg"), "kind": kind, "topic": topic, "payload": payload, "invoice_seq": invoice_seq,
+            "once_key": once_key, "status": OutboxStatus.PENDING, "attempts": 0, "available_at": now,
+            "created_at": now}
+
+
+def enqueue_rows(rows: list[dict[str, Any]]) -> None:
+    """Write messages (`message_row`s) in the caller's transaction, now, in one statement (a plain
+    INSERT costs a fraction of the ORM's flush, on a path every change takes), so they are
+    written before a finalize locks the counter row."""
+    if rows:
+        with db.session.no_autoflush:  # the change's own rows are written with it, at commit: one UPDATE, not two
+            db.session.execute(insert(OutboxMessage.__table__), rows)
+
+
 def enqueue(kind: str, topic: str, payload: dict[str, Any], *, invoice_seq: int | None = None,
-            once_key: str | None = None) -> OutboxMessage:
-    """Add a message to the current transaction (the caller commits it with its change).
+            once_key: str | None = None) -> str:
+    """Add a message to the current transaction (the caller commits it with its change); its id.
     A `once_key` makes it unique: check `queued(once_key)` first, under the caller's lock."""
-    message = OutboxMessage(id=new_id("msg"), kind=kind, topic=topic, payload=payload, invoice_seq=invoice_seq,
-                            once_key=once_key, status=OutboxStatus.PENDING, attempts=0, available_at=utcnow())
-    db.session.add(message)
-    return message
+    row = message_row(kind, topic, payload, invoice_seq=invoice_seq, once_key=once_key)
+    enqueue_rows([row])
+    return row["id"]
 
 
 def queued(once_key: str) -> bool:

@@ -89,14 +89,17 @@ def queue_for_change(invoice: Invoice, happened: list[tuple[str, dict[str, str]]
         return
     data = event_data(invoice)
     now = _timestamp(utcnow())
+    rows = []
     for event_type, ids in happened:
         if notify_url:
-            outbox.enqueue(EVENT, event_type, {"to": notify_url, "body": {
-                "type": event_type, "timestamp": now, "data": {**data, **ids}}}, invoice_seq=invoice.seq)
+            rows.append(outbox.message_row(EVENT, event_type, {"to": notify_url, "body": {
+                "type": event_type, "timestamp": now, "data": {**data, **ids}}}, invoice_seq=invoice.seq))
         topic = EMAIL_AFTER.get(event_type)
         if to and topic:
-            outbox.enqueue(EMAIL, topic, {"to": to, "invoice_id": invoice.id, "amount_due": invoice.amount_due,
-                                          **ids}, invoice_seq=invoice.seq)
+            rows.append(outbox.message_row(EMAIL, topic, {"to": to, "invoice_id": invoice.id,
+                                                          "amount_due": invoice.amount_due, **ids},
+                                           invoice_seq=invoice.seq))
+    outbox.enqueue_rows(rows)
 
 
 # --- what staff and API clients see, and resend -----------------------------------------------

@@ -12,9 +12,12 @@ from datetime import datetime, timezone
 
 import requests
 from flask import current_app
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from .. import outbox
+from ..extensions import db
+from ..models import Invoice
 from ..outbox import Claimed
 from . import EVENT_TYPES
 
@@ -46,13 +49,24 @@ def signed(message_id: str, body: bytes, secret: str, now: datetime | None = Non
             "webhook-signature": Webhook(secret).sign(message_id, moment, body.decode())}
 
 
+def _with_number(body: dict) -> dict:
+    """An invoice.finalized event is queued before the number is taken (the counter row is
+    locked only from then to commit): its number, which never changes once given, is filled in here."""
+    data = body.get("data") or {}
+    if "number" in data and data["number"] is None and data.get("invoice_id"):
+        number = db.session.scalar(select(Invoice.number).where(Invoice.id == data["invoice_id"]))
+        db.session.commit()
+        return {**body, "data": {**data, "number": number}}
+    return body
+
+
 @outbox.handles_message(*EVENT_TYPES)
 def deliver_event(message: Claimed) -> None:
     config = current_app.config
     url, secret = config["BOOKING_NOTIFY_URL"], config["BOOKING_NOTIFY_SECRET"]
     if not url or not secret:
         raise NotDelivered("BOOKING_NOTIFY_URL is not set; the event waits until it is")
-    body = json.dumps(message.payload["body"], separators=(",", ":")).encode()
+    body = json.dumps(_with_number(message.payload["body"]), separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "InfusionBilling/1",
                **signed(message.id, body, secret)}
     try:
