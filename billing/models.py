@@ -129,8 +129,10 @@ class Invoice(db.Model):
         # instead of reading every wide invoice row (INCLUDE is ignored on SQLite).
         Index("ix_invoices_issued_on", "issued_on",
               postgresql_include=["status", "product_amount", "service_amount"]),
+        # The dashboard's outstanding/overdue figures and aged debt by payer read only these.
         Index("ix_invoices_status_due", "status", "due_date",
-              postgresql_include=["total", "amount_paid", "issued_on"]),
+              postgresql_include=["total", "amount_paid", "credit_applied", "issued_on", "payer_name", "patient_id",
+                                  "patient_name"]),
         # The staff search box matches any part of `search_text`: a trigram index on PostgreSQL;
         # on SQLite a narrow index it scans instead of the wide rows (billing/invoice_search.py).
         Index("ix_invoices_search", "search_text", postgresql_using="gin",
