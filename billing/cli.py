@@ -219,19 +219,27 @@ def send_reminders(on) -> None:
 @billing_cli.command("purge")
 @click.option("--idempotency-days", default=7, show_default=True, type=click.IntRange(1, 3650),
               help="Keep Idempotency-Key answers this long (retries come within minutes).")
-def purge(idempotency_days: int) -> None:
+@click.option("--outbox-days", default=90, show_default=True, type=click.IntRange(30, 3650),
+              help="Keep sent and skipped messages this long (at least 30 days: a reminder's or a Stripe "
+                   "refund's row is what stops it being queued twice).")
+def purge(idempotency_days: int, outbox_days: int) -> None:
     """Delete housekeeping rows that are no longer needed; run it daily (cron or a scheduler)."""
     from datetime import timedelta
 
     from sqlalchemy import delete
 
-    from .models import IdempotencyKey, StaffSession, utcnow
+    from .models import IdempotencyKey, OutboxMessage, StaffSession, utcnow
+    from .states import OutboxStatus
     from .staff_sessions import purge_attempts
 
     keys = db.session.execute(delete(IdempotencyKey).where(
         IdempotencyKey.created_at < utcnow() - timedelta(days=idempotency_days))).rowcount
     sessions = db.session.execute(delete(StaffSession).where(StaffSession.created_at < utcnow() - timedelta(days=30))
                                   ).rowcount
+    messages = db.session.execute(delete(OutboxMessage).where(
+        OutboxMessage.status.in_((OutboxStatus.SENT, OutboxStatus.SKIPPED)),
+        OutboxMessage.created_at < utcnow() - timedelta(days=outbox_days))).rowcount
     db.session.commit()
     failures = purge_attempts(utcnow() - timedelta(hours=1))
-    click.echo(f"Deleted {keys} idempotency keys, {sessions} old staff sessions and {failures} old sign-in counts.")
+    click.echo(f"Deleted {keys} idempotency keys, {sessions} old staff sessions, {failures} old sign-in counts "
+               f"and {messages} delivered messages.")

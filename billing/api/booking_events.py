@@ -16,7 +16,7 @@ blp = api_blueprint("booking_events", __name__, "Booking events as received")
 
 class BookingEventQuerySchema(PaginationSchema):
     outcome = fields.String(validate=validate.OneOf(
-        ["created", "updated", "finalized", "voided", "stale", "ignored", "failed"]))
+        ["created", "updated", "finalized", "voided", "stale", "ignored", "failed", "dismissed"]))
     booking_id = fields.String(validate=validate.Length(1, 64))
 
 

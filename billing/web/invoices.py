@@ -327,6 +327,11 @@ def invoice(invoice_id: str):
                            paid_by={p.seq: _payment_label(p, inv.currency) for p in payments})
 
 
+def payer_of(inv) -> str:
+    """Who pays, as the staff pages say it: the payer named on the invoice, else the patient."""
+    return (inv.bill_to or {}).get("name") or "The patient"
+
+
 def at_clinic(moment) -> str:
     """A stored UTC time as the clinic reads it: "2026-11-27 14:05"."""
     return moment.astimezone(CLINIC_TIME).strftime("%Y-%m-%d %H:%M")
@@ -449,7 +454,8 @@ def invoice_action(invoice_id: str, action: str):
             return _done(lambda: payment_links.create_payment_link(invoice_id, actor(), public_base_url()), invoice_id,
                          "A new payment link was made; copy it below.")
         return render_template("confirm.html", inv=inv, title="Make a payment link",
-                               text="The patient can pay the amount due by card through it.", form=form, show=show)
+                               text=f"{payer_of(inv)} can pay the amount due by card through it.", form=form,
+                               show=show)
     abort(404)
 
 

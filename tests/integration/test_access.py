@@ -76,3 +76,25 @@ def test_purge_drops_old_idempotency_keys_and_keeps_new_ones(app):
     assert "Deleted 1 idempotency keys" in result.output
     with app.app_context():
         assert list(db.session.scalars(select(IdempotencyKey.key))) == ["new"]
+
+
+def test_purge_drops_delivered_messages_after_90_days_and_keeps_failed_and_pending_ones(app):
+    from datetime import timedelta
+
+    from billing.models import OutboxMessage, utcnow
+    from billing.outbox import enqueue_rows, message_row
+
+    old = utcnow() - timedelta(days=91)
+    with app.app_context():
+        rows = [message_row("event", "invoice.paid", {"n": n}) for n in range(5)]
+        for row, status, created in zip(rows, ["sent", "skipped", "failed", "pending", "sent"],
+                                        [old, old, old, old, utcnow() - timedelta(days=89)]):
+            row.update(status=status, created_at=created)
+        enqueue_rows(rows)
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["billing", "purge"])
+    assert result.output.endswith("and 2 delivered messages.\n")
+    with app.app_context():
+        left = sorted(db.session.execute(select(OutboxMessage.status, OutboxMessage.payload)).all(),
+                      key=lambda r: r[1]["n"])
+        assert [status for status, _ in left] == ["failed", "pending", "sent"]

@@ -95,3 +95,12 @@ def test_the_form_has_the_payer_s_fields(finance):
     for label in ("Payer, if not the patient", "Payer address", "Payer email", "Payer's reference (policy or PO number)"):
         assert label in html.unescape(page), label
     assert re.search(r'<textarea[^>]*name="payer_address"', page)
+
+
+def test_making_a_payment_link_says_who_will_pay_through_it(finance, api, stripe_on):
+    insured = open_invoice(api, bill_to={"name": "Acme Health Insurance"})
+    patient_pays = open_invoice(api)
+    page = finance.get(f"/invoices/{insured['id']}/payment-link").get_data(as_text=True)
+    assert "Acme Health Insurance can pay the amount due by card through it." in html.unescape(page)
+    page = finance.get(f"/invoices/{patient_pays['id']}/payment-link").get_data(as_text=True)
+    assert "The patient can pay the amount due by card through it." in html.unescape(page)
