@@ -37,6 +37,27 @@ def page(browser):
 
 
 @pytest.fixture
+def laptop(browser):
+    """A staff member's window: laptop-sized (1280 × 900), downloads and the clipboard allowed."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    yield context.new_page()
+    context.close()
+
+
+STAFF_PASSWORD = "correct horse battery"
+
+
+def sign_in(page, base: str, email: str, password: str = STAFF_PASSWORD) -> None:
+    """Sign in on the staff pages and wait for the dashboard."""
+    page.goto(base + "/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+
+@pytest.fixture
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS

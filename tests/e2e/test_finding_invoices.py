@@ -13,17 +13,15 @@ from billing.extensions import db
 from billing.invoice_search import keep_searchable
 from billing.invoicing import today_at_clinic
 from billing.models import Invoice
+from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, sign_in
 from tests.factories import open_invoice, price_list_document
 
 pytestmark = pytest.mark.slow
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
+def page(laptop):
+    return laptop
 
 
 @pytest.fixture
@@ -49,20 +47,12 @@ def invoices(app, api, live_server):
     return {"late": late, "insured": insured, "booked": booked}
 
 
-def sign_in(page, base: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("Email").fill("viewer@clinic.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
-
-
 def numbers_listed(page) -> list[str]:
     return [link.inner_text() for link in page.locator("#invoice-list tbody tr td:first-child a").all()]
 
 
 def test_an_overdue_invoice_is_one_click_from_the_dashboard(page, live_server, invoices, artifacts):
-    sign_in(page, live_server.url)
+    sign_in(page, live_server.url, "viewer@clinic.example")
     card = page.locator("#overdue-card")
     assert "£2,030.00" in card.inner_text() and "1 past its due date" in card.inner_text()
     card.click()  # the one click
@@ -79,7 +69,7 @@ def test_an_overdue_invoice_is_one_click_from_the_dashboard(page, live_server, i
                                           ("pol-88-1234", "insured")])
 def test_an_invoice_is_found_by_part_of_its_number_its_booking_or_the_payers_reference(
         page, live_server, invoices, typed, which):
-    sign_in(page, live_server.url)
+    sign_in(page, live_server.url, "viewer@clinic.example")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Invoices").click()
     assert len(numbers_listed(page)) == 3
     page.get_by_label("Search").fill(typed)

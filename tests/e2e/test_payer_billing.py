@@ -12,18 +12,16 @@ from pypdf import PdfReader
 from billing.access import create_user
 from billing.cli import DEMO_PRICE_LIST
 from billing.price_lists import create_price_list
+from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, sign_in
 from tests.factories import days_ahead
 
 pytestmark = pytest.mark.slow
-PASSWORD = "correct horse battery"
 BANK = "Bank transfer to Riverside Clinic Ltd\nSort code 20-00-00, account 12345678"
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
+def page(laptop):
+    return laptop
 
 
 @pytest.fixture
@@ -39,11 +37,7 @@ def clinic(app, live_server, monkeypatch):
 
 def test_staff_bill_an_insurer_and_its_pdf_says_whom_how_and_who(page, clinic, artifacts):
     base = clinic
-    page.goto(base + "/login")
-    page.get_by_label("Email").fill("finance@clinic.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
+    sign_in(page, base, "finance@clinic.example")
 
     page.goto(base + "/invoices/new")
     page.get_by_label("Patient id").fill("pt_42")

@@ -15,10 +15,10 @@ from billing.access import create_user
 from billing.cli import DEMO_PRICE_LIST
 from billing.price_lists import create_price_list
 from billing.webhooks import sign
+from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, sign_in
 from tests.factories import BOOKING_SECRET, booking_event, days_ahead, open_invoice, payment_link
 
 pytestmark = pytest.mark.slow
-PASSWORD = "correct horse battery"
 # A pence figure: a number of five or more digits standing alone (not part of an id such as
 # INV-2026-000001, a date or a URL) within 40 characters of "due" or "paid"; and pounds without
 # the thousands separator.
@@ -28,12 +28,8 @@ UNSEPARATED_POUNDS = re.compile(r"£\d{4,}")
 
 
 @pytest.fixture
-def page(browser):
-    # A laptop: 1280 × 900.
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    yield context.new_page()
-    context.close()
+def page(laptop):
+    return laptop
 
 
 @pytest.fixture(autouse=True)
@@ -42,14 +38,6 @@ def staff(app, live_server, monkeypatch):
     with app.app_context():
         create_user("admin@clinic.example", "admin", PASSWORD)
         create_price_list(DEMO_PRICE_LIST, "tests")
-
-
-def sign_in(page, base: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("Email").fill("admin@clinic.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
 
 
 def deliver(client, event) -> int:
@@ -112,7 +100,7 @@ def test_no_staff_page_shows_a_pence_figure_errors_included(app, client, api, pa
                                          service_date=days_ahead(3))) == 422
     missing = []
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
-    sign_in(page, base)
+    sign_in(page, base, "admin@clinic.example")
 
     # Every page a link leads to, from the dashboard on (GET only: actions stop at their confirmation).
     seen: set[str] = set()
@@ -168,7 +156,7 @@ def test_a_failed_booking_event_is_dismissed_with_a_note(app, client, page, live
                           product_code="IVIG-RETIRED", service_date=days_ahead(3),
                           patient={"id": "pt_77", "name": "Łucja Wróbel"})
     assert deliver(client, event) == 422
-    sign_in(page, base)
+    sign_in(page, base, "admin@clinic.example")
     card = page.locator("#failed-events-card")
     assert card.locator(".big").inner_text() == "1"
     card.click()
@@ -192,7 +180,7 @@ def test_copy_buttons_link_expiry_and_a_key_revoked_only_after_asking(api, page,
     base = live_server.url
     invoice = open_invoice(api)
     url = payment_link(api, invoice["id"])
-    sign_in(page, base)
+    sign_in(page, base, "admin@clinic.example")
     page.goto(f"{base}/invoices/{invoice['id']}")
     assert re.fullmatch(r"Works until \d{4}-\d{2}-\d{2} \d{2}:\d{2}\.", page.locator("#link-expires").inner_text())
     page.locator("[data-copy=payment-url]").click()
@@ -216,7 +204,7 @@ def test_copy_buttons_link_expiry_and_a_key_revoked_only_after_asking(api, page,
 
 def test_the_live_price_stays_in_view_and_says_why_it_is_gone(page, live_server, artifacts):
     base = live_server.url
-    sign_in(page, base)
+    sign_in(page, base, "admin@clinic.example")
     page.goto(base + "/invoices/new")
     page.get_by_label("Patient id").fill("pt_42")
     page.get_by_label("Patient name").fill("Sam Example")

@@ -11,18 +11,15 @@ import pytest
 from billing.access import create_user
 from billing.cli import DEMO_PRICE_LIST
 from billing.price_lists import create_price_list
+from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, sign_in
 from tests.factories import days_ahead
 
 pytestmark = pytest.mark.slow
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def page(browser):
-    # Staff use laptops and tablets: a laptop-sized window.
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    yield context.new_page()
-    context.close()
+def page(laptop):
+    return laptop
 
 
 @pytest.fixture(autouse=True)
@@ -31,14 +28,6 @@ def staff(app, live_server):
         create_user("admin@clinic.example", "admin", PASSWORD)
         create_user("viewer@clinic.example", "viewer", PASSWORD)
         create_price_list(DEMO_PRICE_LIST, "tests")
-
-
-def sign_in(page, base: str, who: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("Email").fill(who)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
 
 
 def test_a_finance_day_from_price_list_to_csv(page, live_server, artifacts):
