@@ -30,6 +30,7 @@ from .states import OutboxStatus
 
 log = logging.getLogger("billing.outbox")
 
+WORKER = "worker"  # the actor in an invoice's audit trail for what the worker does (payment links, Stripe)
 LEASE_SECONDS = 120  # longer than any one delivery may take (Stripe calls time out well before)
 DEFAULT_RETRY_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 

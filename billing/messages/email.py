@@ -28,7 +28,7 @@ from ..outbox import Claimed, Skip
 from ..states import METHOD_NAMES, TAKES_PAYMENT, InvoiceStatus
 from . import CREDIT_NOTE, INVOICE_ISSUED, RECEIPT, REFUND_MADE, REMINDER
 
-ACTOR = "worker"
+ACTOR = outbox.WORKER
 SMTP_TIMEOUT = 10  # seconds
 _PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 

@@ -12,7 +12,7 @@ from ..errors import Unavailable
 from . import stripe_gateway
 from .gateway import PaymentRefused
 
-WORKER = "worker"
+WORKER = outbox.WORKER
 
 
 def _gateway():

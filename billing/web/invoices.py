@@ -14,7 +14,7 @@ from wtforms import DateField, EmailField, IntegerField, RadioField, SelectField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.validators import ValidationError as ValidationError_
 
-from .. import booking, invoicing, payment_links
+from .. import booking, invoicing, outbox, payment_links
 from ..clock import CLINIC_TIME, today_at_clinic
 from ..errors import DomainProblem
 from ..money_format import show
@@ -26,7 +26,8 @@ from ..quotes import build_request, price_one
 from ..states import MANUAL_METHODS, METHOD_NAMES, TAKES_PAYMENT
 from . import bp, can, choices, pence, pounds, requires
 
-ACTOR_NAMES = {invoicing.STRIPE_ACTOR: "Stripe (card payments online)", booking.ACTOR: "Booking system"}
+ACTOR_NAMES = {invoicing.STRIPE_ACTOR: "Stripe (card payments online)", booking.ACTOR: "Booking system",
+               outbox.WORKER: "Outbox worker (emails, Stripe follow-ups)"}
 # Audit actions in the words the pages use for them (the buttons say Issue and Write off).
 ACTIONS_SAID = {"finalized": "issued", "marked_uncollectible": "written off"}
 PAGE = 50
