@@ -20,11 +20,12 @@ CLIENTS = 8
 SECRET = "whsec_bench"
 
 
-def _events(count: int) -> list[bytes]:
+def booked_events(count: int, prefix: str = "bench", offset: int = 0) -> list[bytes]:
+    """`count` signed-to-be infusion.booked bodies, each for its own booking (ids `<prefix>_<n>`)."""
     now = int(time.time())
     return [json.dumps({
-        "id": f"evt_bench_{i}", "type": "infusion.booked", "created": now,
-        "data": {"booking_id": f"bk_bench_{i}", "patient": {"id": f"pt_{i % 700}", "name": "Bench Patient"},
+        "id": f"evt_{prefix}_{offset + i}", "type": "infusion.booked", "created": now,
+        "data": {"booking_id": f"bk_{prefix}_{offset + i}", "patient": {"id": f"pt_{i % 700}", "name": "Bench Patient"},
                  "product_code": "IVIG10-5-10-20", "dose": {"grams_per_kg": "0.4", "weight_kg": str(50 + i % 60)},
                  "duration_minutes": 120 + i % 180, "service_date": "2026-12-01",
                  "other_items": [{"code": "NKA", "description": "NK cell assay",
@@ -39,7 +40,7 @@ def main() -> None:
         with gunicorn("wsgi:app", env, "/healthz") as base:
             requests = [("/api/v1/webhooks/booking", body, {"Content-Type": "application/json",
                                                            "Booking-Signature": sign(SECRET, body)})
-                        for body in _events(EVENTS)]
+                        for body in booked_events(EVENTS)]
             seconds, statuses, latencies = post_concurrently(base, requests, CLIENTS)
 
     engine = create_engine(url)

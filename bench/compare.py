@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import time
 from pathlib import Path
 
 from billing.webhooks import sign
 
+from .booking import booked_events
 from .http_quotes import QUOTE
 from .invoices import BODY
 from .pg import fresh_database
@@ -44,14 +44,7 @@ def _invoice_bodies(count: int, offset: int) -> list[bytes]:
 
 
 def _event_bodies(count: int, offset: int) -> list[bytes]:
-    now = int(time.time())
-    return [json.dumps({
-        "id": f"evt_compare_{offset + i}", "type": "infusion.booked", "created": now,
-        "data": {"booking_id": f"bk_compare_{offset + i}", "patient": {"id": f"pt_{i % 700}", "name": "Bench Patient"},
-                 "product_code": "IVIG10-5-10-20", "dose": {"grams_per_kg": "0.4", "weight_kg": str(50 + i % 60)},
-                 "duration_minutes": 120 + i % 180, "service_date": "2026-12-01",
-                 "other_items": [{"code": "NKA", "description": "NK cell assay", "category": "fertility_investigation"}]},
-    }).encode() for i in range(count)]
+    return booked_events(count, "compare", offset)
 
 
 def _post_all(base: str, path: str, bodies: list[bytes], headers_for) -> tuple[float, float, float]:

@@ -31,6 +31,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Iterator
 
+from .http_quotes import QUOTE
 from .servers import service_env
 
 QUOTES = 2000
@@ -39,13 +40,6 @@ EVENTS = 1000
 SECRET = "whsec_profile"
 COLUMNS = ("work", "body", "before", "after", "out")
 
-QUOTE = {
-    "product_code": "IVIG10-5-10-20",
-    "dose": {"grams_per_kg": "0.4", "weight_kg": "68.5"},
-    "duration_minutes": 180,
-    "service_date": "2026-12-01",
-    "other_items": [{"code": "NKA", "description": "NK cell assay", "category": "fertility_investigation"}],
-}
 INVOICE = {**QUOTE, "patient": {"id": "pt_1", "name": "Bench Patient"}}
 
 
@@ -151,7 +145,7 @@ def _profile_app(key: str) -> dict[str, dict[str, float]]:
     import marshmallow
     from webargs.flaskparser import FlaskParser
 
-    from billing import booking, create_app, quotes, request_guard
+    from billing import booking, create_app, quotes
     from billing.api import webhooks
     from billing.webhooks import sign
 
