@@ -63,6 +63,12 @@ def booking_event(type_: str, *, event_id: str, booking_id: str = "bk_123", crea
     return {"id": event_id, "type": type_, "created": created, "data": data}
 
 
+# A credit note for an infusion that ended early: £100.00 off the service fee, nothing paid back.
+SHORTER = {"reason": "order_change", "memo": "Infusion stopped after 90 minutes",
+           "lines": [{"category": "infusion_service", "amount": 10000, "description": "Shorter infusion"}],
+           "refund_amount": 0, "out_of_band_amount": 0}
+
+
 def open_invoice(api, **changes: Any) -> dict[str, Any]:
     """A finalized invoice for the contract's example infusion (203000 due)."""
     draft = api.post("/api/v1/invoices", json=invoice_body(**changes))

@@ -57,6 +57,21 @@ def sign_in(page, base: str, email: str, password: str = STAFF_PASSWORD) -> None
     page.get_by_role("heading", name="Dashboard").wait_for()
 
 
+def fill_new_invoice(page, base: str, patient_name: str = "Sam Example", **fields: str) -> None:
+    """Open the new-invoice form and fill in the contract's example infusion (0.4 g/kg at
+    68.5 kg, a week ahead) for patient pt_42, plus any other field by its label."""
+    from tests.factories import days_ahead
+
+    page.goto(base + "/invoices/new")
+    page.get_by_label("Patient id").fill("pt_42")
+    page.get_by_label("Patient name").fill(patient_name)
+    for label, value in fields.items():
+        page.get_by_label(label).fill(value)
+    page.get_by_label("Grams per kg").fill("0.4")
+    page.get_by_label("Weight (kg)").fill("68.5")
+    page.get_by_label("Service date").fill(days_ahead(7))
+
+
 @pytest.fixture
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -12,8 +12,7 @@ from pypdf import PdfReader
 from billing.access import create_user
 from billing.cli import DEMO_PRICE_LIST
 from billing.price_lists import create_price_list
-from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, sign_in
-from tests.factories import days_ahead
+from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, fill_new_invoice, sign_in
 
 pytestmark = pytest.mark.slow
 BANK = "Bank transfer to Riverside Clinic Ltd\nSort code 20-00-00, account 12345678"
@@ -39,17 +38,10 @@ def test_staff_bill_an_insurer_and_its_pdf_says_whom_how_and_who(page, clinic, a
     base = clinic
     sign_in(page, base, "finance@clinic.example")
 
-    page.goto(base + "/invoices/new")
-    page.get_by_label("Patient id").fill("pt_42")
-    page.get_by_label("Patient name").fill("Łucja Wróbel")
-    page.get_by_label("Booking id").fill("bk_778")
-    page.get_by_label("Payer, if not the patient").fill("Zürich Gesundheit AG")
-    page.get_by_label("Payer address").fill("Claims Department\nMythenquai 2\n8002 Zürich")
-    page.get_by_label("Payer email").fill("claims@zurich.example")
-    page.get_by_label("Payer's reference (policy or PO number)").fill("POL-448812")
-    page.get_by_label("Grams per kg").fill("0.4")
-    page.get_by_label("Weight (kg)").fill("68.5")
-    page.get_by_label("Service date").fill(days_ahead(7))
+    fill_new_invoice(page, base, "Łucja Wróbel", **{
+        "Booking id": "bk_778", "Payer, if not the patient": "Zürich Gesundheit AG",
+        "Payer address": "Claims Department\nMythenquai 2\n8002 Zürich", "Payer email": "claims@zurich.example",
+        "Payer's reference (policy or PO number)": "POL-448812"})
     page.locator("#quote-preview").get_by_role("cell", name="£2,030.00").wait_for()  # priced as typed
     page.screenshot(path=str(artifacts / "payer-form.png"), full_page=True)
     page.get_by_role("button", name="Create draft").click()

@@ -15,7 +15,7 @@ from billing.access import create_user
 from billing.cli import DEMO_PRICE_LIST
 from billing.price_lists import create_price_list
 from billing.webhooks import sign
-from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, sign_in
+from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, fill_new_invoice, sign_in
 from tests.factories import BOOKING_SECRET, booking_event, days_ahead, open_invoice, payment_link
 
 pytestmark = pytest.mark.slow
@@ -205,12 +205,7 @@ def test_copy_buttons_link_expiry_and_a_key_revoked_only_after_asking(api, page,
 def test_the_live_price_stays_in_view_and_says_why_it_is_gone(page, live_server, artifacts):
     base = live_server.url
     sign_in(page, base, "admin@clinic.example")
-    page.goto(base + "/invoices/new")
-    page.get_by_label("Patient id").fill("pt_42")
-    page.get_by_label("Patient name").fill("Sam Example")
-    page.get_by_label("Grams per kg").fill("0.4")
-    page.get_by_label("Weight (kg)").fill("68.5")
-    page.get_by_label("Service date").fill(days_ahead(7))
+    fill_new_invoice(page, base)
     total = page.locator("#quote-preview tfoot td.num")
     total.wait_for()
     assert re.fullmatch(r"£\d{1,3}(,\d{3})*\.\d{2}", total.inner_text())

@@ -11,7 +11,7 @@ import pytest
 from billing.access import create_user
 from billing.cli import DEMO_PRICE_LIST
 from billing.price_lists import create_price_list
-from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, sign_in
+from tests.e2e.conftest import STAFF_PASSWORD as PASSWORD, fill_new_invoice, sign_in
 from tests.factories import days_ahead
 
 pytestmark = pytest.mark.slow
@@ -57,12 +57,7 @@ def test_a_finance_day_from_price_list_to_csv(page, live_server, artifacts):
     assert "£1,680.00" in quote.inner_text() and "£360.00" in quote.inner_text() and "£2,040.00" in quote.inner_text()
 
     # A new invoice, priced as it is filled in, then created and issued.
-    page.goto(base + "/invoices/new")
-    page.get_by_label("Patient id").fill("pt_42")
-    page.get_by_label("Patient name").fill("Sam Example")
-    page.get_by_label("Grams per kg").fill("0.4")
-    page.get_by_label("Weight (kg)").fill("68.5")
-    page.get_by_label("Service date").fill(days_ahead(7))
+    fill_new_invoice(page, base)
     page.locator("#quote-preview").get_by_role("cell", name="£2,040.00").wait_for()  # priced as typed
     page.get_by_role("button", name="Create draft").click()
     page.get_by_text("Draft invoice created for Sam Example.").wait_for()

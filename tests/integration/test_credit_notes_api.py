@@ -15,12 +15,7 @@ from pypdf import PdfReader
 from billing.webhooks import sign
 from tests import stripe_helpers as sh
 from tests.conftest import row_counts
-from tests.factories import BOOKING_SECRET, booking_event, open_invoice, payment_link, price_list_document
-
-SHORTER = {"reason": "order_change", "memo": "Infusion stopped after 90 minutes",
-           "lines": [{"category": "infusion_service", "amount": 10000, "description": "Shorter infusion"}],
-           "refund_amount": 0, "out_of_band_amount": 0}
-
+from tests.factories import SHORTER, BOOKING_SECRET, booking_event, open_invoice, payment_link, price_list_document
 
 @pytest.fixture(autouse=True)
 def price_list(api):

@@ -12,15 +12,10 @@ import pytest
 from billing.access import create_api_key
 from billing.clock import today_at_clinic
 from tests.conftest import row_counts
-from tests.factories import booking_event, days_ahead, invoice_body, open_invoice, price_list_document
+from tests.factories import SHORTER, booking_event, days_ahead, invoice_body, open_invoice, price_list_document
 from tests.integration.test_booking_webhook import deliver
 from tests.integration.test_staff_web import sign_in, token
 from tests.integration.test_staff_web import users  # noqa: F401  (the fixture)
-
-SHORTER = {"reason": "order_change", "memo": "Infusion stopped after 90 minutes",
-           "lines": [{"category": "infusion_service", "amount": 10000, "description": "Shorter infusion"}],
-           "refund_amount": 0, "out_of_band_amount": 0}
-
 
 @pytest.fixture(autouse=True)
 def price_list(api):
