@@ -119,7 +119,7 @@ _NO_NUL = "^[^\\u0000]*$"
 
 class _WhatEveryRequestMeets(BasePlugin):
     """Documents on every operation what any request meets whatever its view: a NUL character
-    (refuse_nul_characters; so every text parameter says it takes none) or a body that isn't
+    (request_guard.guard_request; so every text parameter says it takes none) or a body that isn't
     JSON (400, request_guard), the API key (401, unless the operation is signed instead), a body
     over 1 MiB (413), and an id in the path or in starting_after that names nothing (404).
     (flask-smorest adds the 422 of each operation that takes arguments.) An error response
@@ -199,23 +199,6 @@ def html_error(code: int, title: str, description: str | None) -> str:
     return render_template("error.html", code=code, title=title, description=description)
 
 
-_NUL_ESCAPE = re.compile(rb"\\u0000", re.IGNORECASE)
-_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def refuse_nul_characters():
-    """A NUL character can't be stored in a PostgreSQL text column and is never meaningful
-    here, so any input carrying one is refused up front, as a 400, before anything reads it."""
-    found = (b"%00" in request.query_string or "\x00" in request.path
-             or (request.mimetype in _FORMS and any("\x00" in v for v in request.form.values()))
-             or _NUL_ESCAPE.search(request.get_data(cache=True)) is not None)
-    if found:
-        if wants_problem_json():
-            return problem(400, "Bad Request", "The request contains a NUL character (\\u0000), which is not allowed.")
-        return html_error(400, "Bad Request", "The request contains a character that is not allowed."), 400
-    return None
-
-
 def log_unexpected(error: BaseException) -> None:
     """Log an unhandled error. A database error's message can quote row values (PostgreSQL's
     "Failing row contains (…)"), so for those only the kind of error and where it happened are
@@ -234,12 +217,16 @@ def log_unexpected(error: BaseException) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     from ..pricing import PricingError, PriceListInvalid
-    from ..request_guard import BadJson, guard_json_body, refuse_large_bodies
+    from ..request_guard import BadJson, NulCharacter, guard_request
 
-    # In this order: the size from the headers alone, then what reading the body may find.
-    app.before_request(refuse_large_bodies)
-    app.before_request(refuse_nul_characters)
-    app.before_request(guard_json_body)
+    # The size from the headers alone, then what reading the body may find (one hook).
+    app.before_request(guard_request)
+
+    @app.errorhandler(NulCharacter)
+    def _nul_character(error: NulCharacter):
+        if wants_problem_json():
+            return problem(400, "Bad Request", "The request contains a NUL character (\\u0000), which is not allowed.")
+        return html_error(400, "Bad Request", "The request contains a character that is not allowed."), 400
 
     @app.errorhandler(BadJson)
     def _bad_json(error: BadJson):
