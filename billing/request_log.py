@@ -11,6 +11,7 @@ import os
 import re
 import time
 
+import orjson
 from flask import Flask, Response, g, request
 
 log = logging.getLogger("billing.request")
@@ -41,7 +42,13 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        # orjson: json.dumps(line, default=str)'s JSON, written compact, in UTF-8 and a few µs
+        # sooner; datetimes go through str() as before. What orjson refuses (a key that isn't
+        # a string, an integer past 64 bits) goes to json.dumps.
+        try:
+            return orjson.dumps(line, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+        except TypeError:
+            return json.dumps(line, default=str)
 
 
 def configure_logging() -> None:
@@ -55,30 +62,36 @@ def configure_logging() -> None:
 
 
 def init_request_log(app: Flask) -> None:
+    """Register first of the hooks, so every answer (a refusal before the view included)
+    carries the request id, and the line is made last, timing the whole request."""
+
     @app.before_request
     def _start() -> None:
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
-        g.request_id = incoming if incoming and _SAFE_ID.match(incoming) else os.urandom(16).hex()
-        g.started = time.perf_counter()
+        state = g._get_current_object()  # type: ignore[attr-defined]  (one proxy lookup, not two)
+        state.request_id = incoming if incoming and _SAFE_ID.match(incoming) else os.urandom(16).hex()
+        state.started = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        request_id = getattr(g, "request_id", None) or os.urandom(16).hex()
+        state = g._get_current_object()  # type: ignore[attr-defined]
+        request_id = state.get("request_id") or os.urandom(16).hex()
         response.headers["X-Request-Id"] = request_id
         if not log.isEnabledFor(_INFO):
             return response
-        started = getattr(g, "started", None)
-        rule = request.url_rule
+        started = state.get("started")
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        rule = req.url_rule
         # The record is made and handed to the handlers directly: Logger.info would also walk the
         # stack to find the caller, which this line never shows. Formatting is the handler's.
         record = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
         record.fields = {
             "request_id": request_id,
-            "method": request.method,
+            "method": req.method,
             "route": rule.rule if rule is not None else "<unmatched>",
             "status": response.status_code,
             "ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "actor": getattr(g, "actor", None),
+            "actor": state.get("actor"),
         }
         log.handle(record)
         return response

@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any, Callable
 
-from flask import Blueprint, abort
+from flask import Blueprint, abort, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from wtforms.fields.choices import SelectChoice
@@ -30,9 +30,8 @@ STAFF_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
 
 @bp.after_app_request
 def _staff_page_headers(response):
-    from flask import request
-
-    if request.path.startswith(("/api/", "/pay/")) or request.path == "/healthz":
+    path = request.path
+    if path.startswith(("/api/", "/pay/")) or path == "/healthz":
         return response  # the API answers JSON; the pay pages set their own (Stripe.js) policy
     response.headers.setdefault("Content-Security-Policy", STAFF_CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -46,7 +45,7 @@ def _staff_page_headers(response):
 def _csrf_failed(error):
     """A form refused for its CSRF token. Over plain http with the Secure cookie on, the
     session cookie never comes back: the page says so (error.html), and so does the log."""
-    from flask import current_app, g, request
+    from flask import current_app, g
 
     from ..api.problems import html_error, problem, wants_problem_json
 
