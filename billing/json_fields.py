@@ -41,19 +41,28 @@ class DecimalString(fields.Field):
         return decimal_text(Decimal(value))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        if isinstance(value, float):
-            raise self.make_error("float")
-        if not isinstance(value, (str, int)) or (isinstance(value, str) and len(value) > 40):
-            raise self.make_error("invalid")
-        try:
-            number = Decimal(value.strip() if isinstance(value, str) else value)
-        except InvalidOperation:
-            raise self.make_error("invalid") from None
-        if not number.is_finite():
-            raise self.make_error("special")
+        number = read_decimal(value)
+        if isinstance(number, str):
+            raise self.make_error(number)
         return number
+
+
+def read_decimal(value: Any) -> Decimal | str:
+    """The Decimal a JSON value stands for, as DecimalString loads it; else the key of its
+    message saying why not ("invalid", "float" or "special")."""
+    if isinstance(value, bool):
+        return "invalid"
+    if isinstance(value, float):
+        return "float"
+    if not isinstance(value, (str, int)) or (isinstance(value, str) and len(value) > 40):
+        return "invalid"
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        return "invalid"
+    if not number.is_finite():
+        return "special"
+    return number
 
 
 class Amount(fields.Integer):

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from babel.numbers import list_currencies
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from ..pricing import PRODUCT, SERVICE
 from ..pricing.catalogue import MAX_AMOUNT, MAX_VIAL_GRAMS
@@ -21,6 +21,7 @@ from ..inputs import (
     PatientSchema,
     PayerSchema,
     one_line,
+    quick_infusion,
     vials_dispensed_field,
 )
 from ..json_fields import Amount, DecimalString, ISODate
@@ -190,6 +191,15 @@ class QuoteRequestSchema(Schema.from_dict(_infusion_fields(False), name="_QuoteF
 
     course = fields.List(fields.Nested(InfusionInputSchema), validate=validate.Length(1, 52),
                          metadata={"description": "A costed treatment plan: one entry per infusion."})
+
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: str | None = None) -> Any:
+        # One infusion of the usual shape with nothing wrong in it loads without the schema's
+        # per-field machinery (inputs.quick_infusion: the same result); anything else, the schema.
+        if many is None and partial is None and unknown in (None, RAISE):
+            quick = quick_infusion(data)
+            if quick is not None:
+                return quick
+        return super().load(data, many=many, partial=partial, unknown=unknown)
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _one_or_course(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
