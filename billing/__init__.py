@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import FunctionType
+from inspect import iscoroutinefunction
+from types import FunctionType, MethodType
 from typing import Any, Callable, Mapping
 
 import flask_swagger_ui
@@ -52,26 +53,28 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 class BillingFlask(Flask):
-    """Flask, remembering which functions are plain (not `async def`): Flask asks each hook,
+    """Flask, remembering which functions are plain (not `async def`): Flask asks of each hook,
     view and wrapper in turn on every request, about 14 times for a quote, and inspect's answer
-    costs about a µs each time. Only functions are remembered (not bound methods, made afresh
-    per request), and at most a few thousand, so a function made per request can't grow it."""
+    costs about a µs each time. The answer is remembered per function (for a bound method, its
+    function: the method made afresh per request has the same one), at most a few thousand, so
+    a function made per request can't grow the memory."""
 
     _SYNC_MEMORY = 4096
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._plain: dict[FunctionType, bool] = {}
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        if type(func) is not FunctionType:
+        target = func.__func__ if type(func) is MethodType else func
+        if type(target) is not FunctionType:
             return super().ensure_sync(func)
-        known = self._sync.get(func)
-        if known is None:
-            known = super().ensure_sync(func)
-            if len(self._sync) < self._SYNC_MEMORY:
-                self._sync[func] = known
-        return known
+        plain = self._plain.get(target)
+        if plain is None:
+            plain = not iscoroutinefunction(func)
+            if len(self._plain) < self._SYNC_MEMORY:
+                self._plain[target] = plain
+        return func if plain else super().ensure_sync(func)
 
 
 class StaffOnlySessions(SecureCookieSessionInterface):
