@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterator
 
 from flask import current_app
-from sqlalchemy import func, literal, or_, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from . import messages, outbox
 from .clock import CLINIC_TIME, today_at_clinic
@@ -39,7 +41,7 @@ from .states import (
     RefundStatus,
     next_status,
 )
-from .unit_of_work import in_transaction, locked, transaction
+from .unit_of_work import in_transaction, inserted_now, locked, transaction
 
 if TYPE_CHECKING:
     from .payments.gateway import StripeGateway
@@ -253,22 +255,76 @@ def invoice_change(invoice_id: str, actor: str, action: str) -> Iterator[Invoice
         _finish(change)
 
 
-@contextmanager
-def _new_invoice(invoice: Invoice, actor: str) -> Iterator[InvoiceChange]:
+def _new_invoice(invoice: Invoice, actor: str) -> None:
+    """Write a new invoice and its "created" audit event (what `_finish` writes for it: a new
+    draft moves no status, so it queues no message, takes no number and has no intent).
+
+    The row is written whole, in one INSERT: its times and search columns are set first (an
+    UPDATE after it would write the row and every index entry a second time). On PostgreSQL
+    the invoice and its audit event go in one statement (the audit row takes the new seq from
+    the INSERT's RETURNING), and the invoice joins the session as the row it now is."""
     with transaction():
-        db.session.add(invoice)
-        db.session.flush()  # assigns seq for the audit event
-        locked("invoice")[invoice.id] = invoice  # nobody else can see it before commit
+        invoice.created_at = invoice.updated_at = utcnow()
+        keep_searchable(invoice)
         change = InvoiceChange(invoice, actor, "created", None)
-        yield change
-        _finish(change)
+        if db.engine.dialect.name == "postgresql":
+            _insert_with_audit(change)
+        else:
+            _insert_by_orm(change)
+        locked("invoice")[invoice.id] = invoice  # nobody else can see it before commit
 
 
-def _finish(change: InvoiceChange) -> None:
+def _insert_by_orm(change: InvoiceChange) -> None:
+    db.session.add(change.invoice)
+    db.session.flush()  # assigns seq for the audit event
+    _finish(change, touched=False)
+
+
+def _insert_with_audit(change: InvoiceChange) -> None:
+    """PostgreSQL: the same rows as `_insert_by_orm`, in one statement (a CTE)."""
+    invoice = change.invoice
+    params: dict[str, Any] = {}
+    for column in Invoice.__table__.columns:
+        if column.key == "seq":
+            continue
+        if column.key not in invoice.__dict__:  # what the ORM's INSERT would write: the default, else NULL
+            default = column.default
+            if default is not None and not default.is_scalar:
+                raise RuntimeError(f"Invoice.{column.key} must be set before a new invoice is written")
+            setattr(invoice, column.key, default.arg if default is not None else None)
+        params[column.key] = invoice.__dict__[column.key]
+    params.update({"audit_actor": change.actor, "audit_action": change.action, "audit_before": change.before,
+                   "audit_after": state(invoice), "audit_detail": change.detail or None,
+                   "audit_created_at": utcnow()})
+    with db.session.no_autoflush:
+        invoice.seq = db.session.execute(_invoice_with_audit(), params).scalar_one()
+    make_transient_to_detached(invoice)  # every column loaded, nothing to flush
+    db.session.add(invoice)
+    inserted_now(invoice)
+
+
+_AUDIT_COLUMNS = ("actor", "action", "before", "after", "detail", "created_at")
+
+
+@cache
+def _invoice_with_audit() -> Any:
+    """INSERT the invoice RETURNING seq, and INSERT its audit event with that seq: one statement,
+    built once (so SQLAlchemy keys its compiled form once), its values bound by name."""
+    table, audit = Invoice.__table__, AuditEvent.__table__
+    new_row = (insert(table).values({c.key: bindparam(c.key, type_=c.type) for c in table.columns if c.key != "seq"})
+               .returning(table.c.seq).cte("new_invoice"))
+    values = select(new_row.c.seq, *(bindparam(f"audit_{key}", type_=audit.c[key].type) for key in _AUDIT_COLUMNS))
+    return insert(audit).from_select(["invoice_seq", *_AUDIT_COLUMNS], values).returning(audit.c.invoice_seq)
+
+
+def _finish(change: InvoiceChange, *, touched: bool = True) -> None:
+    """`touched`: the invoice changed since its row was written (False: a new invoice, written
+    just now with its updated_at)."""
     if change.quiet:
         return
     invoice = change.invoice
-    invoice.updated_at = utcnow()
+    if touched:
+        invoice.updated_at = utcnow()
     if change.flags:
         text = " ".join(change.flags)
         invoice.attention = f"{invoice.attention} {text}" if invoice.attention else text
@@ -283,8 +339,12 @@ def _finish(change: InvoiceChange) -> None:
         # (An event queued above carries number null; the worker fills it in: it never changes.)
         invoice.number = after["number"] = _take_number(change.number_year)
     keep_searchable(invoice)  # number, patient, payer or booking may have changed
-    db.session.add(AuditEvent(invoice_seq=invoice.seq, actor=change.actor, action=change.action,
-                              before=change.before, after=after, detail=change.detail or None))
+    # A plain INSERT, now (as the outbox writes its rows): a fraction of the ORM's flush. The
+    # invoice's own row is still written at commit, as before.
+    with db.session.no_autoflush:
+        db.session.execute(insert(AuditEvent.__table__), [{
+            "invoice_seq": invoice.seq, "actor": change.actor, "action": change.action, "before": change.before,
+            "after": after, "detail": change.detail or None, "created_at": utcnow()}])
     # At most one live PaymentIntent, for exactly what is due: when that stops being true,
     # the worker cancels it (a patient's stale tab can then no longer charge the card).
     if (invoice.stripe_payment_intent and change.before is not None
@@ -368,8 +428,7 @@ def create_invoice(request: InfusionRequest, patient: dict[str, Any], actor: str
         amount_paid=0, amount_refunded=0, revision=0,
     )
     _apply_quote(invoice, request, _price(request, charge))
-    with _new_invoice(invoice, actor):
-        pass
+    _new_invoice(invoice, actor)
     return invoice
 
 

@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, make_transient
 
 from .extensions import db
 
 _DEPTH = "uow_depth"
 LOCKED = "uow_locked"  # ids of rows this transaction has locked, so a second lock costs nothing
+_INSERTED = "uow_inserted"  # objects written by a plain INSERT in this transaction (inserted_now)
 
 
 @contextmanager
@@ -49,7 +50,21 @@ def locked(kind: str) -> dict[str, Any]:
     return db.session.info.setdefault(LOCKED, {}).setdefault(kind, {})
 
 
+def inserted_now(instance: Any) -> None:
+    """`instance` was written by a plain INSERT in this transaction and then added to the session
+    as persistent: if the transaction rolls back, it leaves the session as an object the ORM
+    inserted itself would (transient, its values kept), not as a row that is gone."""
+    db.session.info.setdefault(_INSERTED, []).append(instance)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_inserted(session: Session) -> None:
+    for instance in session.info.pop(_INSERTED, ()):
+        make_transient(instance)
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the real transaction ended (commit or rollback): locks are gone
         session.info.pop(LOCKED, None)
+        session.info.pop(_INSERTED, None)
