@@ -137,9 +137,9 @@ def price_infusion(
     lines = [_product_line(price_list, request)]
     if include_service:
         lines.append(_service_line(price_list, request))
-    currency = price_list.currency
-    subtotal = total([Money(line.amount, currency) for line in lines], currency)
-    tax = total([Money(line.tax_amount, currency) for line in lines], currency)
+    currency = price_list.currency  # every line is in it: one price list, one currency
+    subtotal = Money(sum(line.amount for line in lines), currency)
+    tax = Money(sum(line.tax_amount for line in lines), currency)
     return Quote(
         price_list=price_list,
         currency=currency,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
-from functools import lru_cache
 from math import gcd
 
 from .catalogue import Product, Vial
@@ -95,8 +94,24 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-@lru_cache(maxsize=256)
+_TABLES: dict[int, tuple[Product, tuple[int, _CoverTable]]] = {}
+
+
 def _table(product: Product) -> tuple[int, _CoverTable]:
+    """The product's table, remembered by the product object itself: a price list is parsed once
+    and its products kept (price_lists), so this is a dict lookup, not a hash of the whole
+    catalogue entry on every quote. An equal product parsed again builds its own."""
+    known = _TABLES.get(id(product))
+    if known is not None and known[0] is product:
+        return known[1]
+    if len(_TABLES) >= 256:
+        _TABLES.clear()
+    table = _build_table(product)
+    _TABLES[id(product)] = (product, table)  # holding the product keeps its id from being reused
+    return table
+
+
+def _build_table(product: Product) -> tuple[int, _CoverTable]:
     hundredths = [int(v.grams * _HUNDREDTHS) for v in product.vials]
     unit_hundredths = 0
     for h in hundredths:
