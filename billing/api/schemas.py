@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from babel.numbers import list_currencies
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..pricing import PRODUCT, SERVICE
 from ..pricing.catalogue import MAX_AMOUNT, MAX_VIAL_GRAMS
@@ -20,8 +20,11 @@ from ..inputs import (
     OtherItemSchema,
     PatientSchema,
     PayerSchema,
+    QuickLoad,
+    is_one_line_text,
     one_line,
     quick_infusion,
+    quick_patient,
     vials_dispensed_field,
 )
 from ..json_fields import Amount, DecimalString, ISODate
@@ -186,20 +189,13 @@ def _infusion_fields(required: bool) -> dict[str, fields.Field]:
 InfusionInputSchema = Schema.from_dict(_infusion_fields(True), name="InfusionInput")
 
 
-class QuoteRequestSchema(Schema.from_dict(_infusion_fields(False), name="_QuoteFields")):  # type: ignore[misc]
+class QuoteRequestSchema(QuickLoad, Schema.from_dict(_infusion_fields(False), name="_QuoteFields")):  # type: ignore[misc]
     """One infusion (its fields at the top level) or a course (`course`: a list of infusions)."""
 
     course = fields.List(fields.Nested(InfusionInputSchema), validate=validate.Length(1, 52),
                          metadata={"description": "A costed treatment plan: one entry per infusion."})
 
-    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: str | None = None) -> Any:
-        # One infusion of the usual shape with nothing wrong in it loads without the schema's
-        # per-field machinery (inputs.quick_infusion: the same result); anything else, the schema.
-        if many is None and partial is None and unknown in (None, RAISE):
-            quick = quick_infusion(data)
-            if quick is not None:
-                return quick
-        return super().load(data, many=many, partial=partial, unknown=unknown)
+    quick = staticmethod(quick_infusion)  # one infusion, usual and faultless (QuickLoad)
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _one_or_course(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
@@ -319,7 +315,53 @@ _invoice_extras = {
     "bill_to": fields.Nested(BillToSchema, allow_none=True, load_default=None),
 }
 
-InvoiceCreateSchema = Schema.from_dict({**_infusion_fields(True), **_invoice_extras}, name="InvoiceCreate")
+_INVOICE_EXTRAS = frozenset(_invoice_extras)
+_BILL_TO_KEYS = frozenset({"name", "email", "address", "reference"})
+_bill_to_fields = BillToSchema().fields  # its email and address fields' own rules, not copies of them
+
+
+def _quick_bill_to(bill_to: Any) -> dict[str, Any] | None:
+    if type(bill_to) is not dict or not bill_to.keys() <= _BILL_TO_KEYS:
+        return None
+    name, email, address, reference = (bill_to.get("name"), bill_to.get("email"), bill_to.get("address"),
+                                       bill_to.get("reference"))
+    if not is_one_line_text(name, 200) or (reference is not None and not is_one_line_text(reference, 100)):
+        return None
+    try:
+        email = None if email is None else _bill_to_fields["email"].deserialize(email)
+        address = None if address is None else _bill_to_fields["address"].deserialize(address)
+    except ValidationError:
+        return None
+    return {"name": name, "email": email, "address": address, "reference": reference}  # the schema's field order
+
+
+def quick_invoice_create(data: Any) -> dict[str, Any] | None:
+    """A draft invoice's body as InvoiceCreateSchema loads it, or None when it isn't of the usual,
+    faultless shape (then the schema loads it and writes the messages)."""
+    if type(data) is not dict:
+        return None
+    infusion: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _INVOICE_EXTRAS:
+            continue
+        infusion[key] = value  # an unknown key too: quick_infusion then stands aside
+    loaded = quick_infusion(infusion)
+    if loaded is None:
+        return None
+    patient = quick_patient(data.get("patient"))
+    booking_id, bill_to = data.get("booking_id"), data.get("bill_to")
+    if patient is None or (booking_id is not None and not is_one_line_text(booking_id, 64)):
+        return None
+    if bill_to is not None:
+        bill_to = _quick_bill_to(bill_to)
+        if bill_to is None:
+            return None
+    return {**loaded, "patient": patient, "booking_id": booking_id, "bill_to": bill_to}
+
+
+class InvoiceCreateSchema(QuickLoad, Schema.from_dict({**_infusion_fields(True), **_invoice_extras},  # type: ignore[misc]
+                                                      name="_InvoiceCreateFields")):
+    quick = staticmethod(quick_invoice_create)
 
 
 class InvoiceUpdateSchema(Schema):

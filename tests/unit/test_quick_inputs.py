@@ -40,7 +40,7 @@ valid_item = st.fixed_dictionaries(
 valid_vial = st.fixed_dictionaries({"grams": st.sampled_from(["5", "10", "20", 5]), "count": st.integers(1, 100)})
 valid_dose = st.one_of(st.fixed_dictionaries({"grams": decimal_texts}),
                        st.fixed_dictionaries({"grams_per_kg": decimal_texts, "weight_kg": decimal_texts}),
-                       st.just({}))
+                       st.builds(dict))  # a new {} each time: near_valid changes what it draws
 valid_infusion = st.fixed_dictionaries(
     {"product_code": st.sampled_from(["IVIG10-5-10-20", "P", "p" * 64]), "dose": valid_dose,
      "duration_minutes": st.integers(-10, 2000),
@@ -61,13 +61,11 @@ KEYS = ["product_code", "dose", "duration_minutes", "service_date", "other_items
         "grams", "grams_per_kg", "weight_kg", "code", "description", "category", "for", "count", "extra", ""]
 
 
-@st.composite
-def near_valid(draw: st.DrawFn) -> Any:
-    """A valid infusion with one part replaced, dropped, or joined by an unknown key."""
-    body = draw(valid_infusion)
-    path = draw(st.sampled_from([(), ("dose",), ("other_items", 0), ("vials_dispensed", 0)]))
+def vary(draw: st.DrawFn, body: Any, paths: list[tuple[Any, ...]], keys: list[str], values: st.SearchStrategy) -> Any:
+    """`body` with one part, in the dict at one of `paths`, replaced by one of `values`, dropped,
+    or joined by one of `keys` (set to one of `values`)."""
     target: Any = body
-    for step in path:
+    for step in draw(st.sampled_from(paths)):
         try:
             target = target[step]
         except (KeyError, IndexError, TypeError):
@@ -76,14 +74,21 @@ def near_valid(draw: st.DrawFn) -> Any:
         return body
     how = draw(st.sampled_from(["replace", "drop", "add"]))
     if how == "add":
-        target[draw(st.sampled_from(KEYS))] = draw(st.one_of(scalars, json_values))
+        target[draw(st.sampled_from(keys))] = draw(values)
     elif target:
         key = draw(st.sampled_from(sorted(target)))
         if how == "drop":
             del target[key]
         else:
-            target[key] = draw(st.one_of(scalars, json_values))
+            target[key] = draw(values)
     return body
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> Any:
+    """A valid infusion with one part replaced, dropped, or joined by an unknown key."""
+    return vary(draw, draw(valid_infusion), [(), ("dose",), ("other_items", 0), ("vials_dispensed", 0)], KEYS,
+                st.one_of(scalars, json_values))
 
 
 @settings(max_examples=400, deadline=None)
@@ -138,13 +143,13 @@ WHERE = [((), k) for k in (*BASE, "course", "extra")] + [(("dose",), k) for k in
 _GONE = object()
 
 
-def test_every_field_at_every_edge_loads_as_the_schema_loads_it():
+def edge_bodies(base: dict[str, Any], where: list[tuple[tuple[Any, ...], str]], edges: list[Any]):
+    """(where, body): `base` with one field at a time left out or set to each of `edges`."""
     import copy
 
-    quick_count = 0
-    for path, key in WHERE:
-        for value in [_GONE, *EDGES]:
-            body = copy.deepcopy(BASE)
+    for path, key in where:
+        for value in [_GONE, *edges]:
+            body = copy.deepcopy(base)
             target: Any = body
             for step in path:
                 target = target[step]
@@ -152,8 +157,14 @@ def test_every_field_at_every_edge_loads_as_the_schema_loads_it():
                 target.pop(key, None)
             else:
                 target[key] = copy.deepcopy(value)
-            quick = quick_infusion(body)
-            if quick is not None:
-                quick_count += 1
-                assert quick == _schema_load(QUOTE_SCHEMA, body) == _schema_load(INFUSION_SCHEMA, body), (path, key, value)
+            yield (path, key, value), body
+
+
+def test_every_field_at_every_edge_loads_as_the_schema_loads_it():
+    quick_count = 0
+    for where, body in edge_bodies(BASE, WHERE, EDGES):
+        quick = quick_infusion(body)
+        if quick is not None:
+            quick_count += 1
+            assert quick == _schema_load(QUOTE_SCHEMA, body) == _schema_load(INFUSION_SCHEMA, body), where
     assert quick_count > 100  # the quick load did take a good share of them
