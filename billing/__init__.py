@@ -152,6 +152,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             csrf.protect(apply_exemptions=True)
 
     login_manager.init_app(app)
+    # Flask-Login refreshes its remember-me cookie after every request. Only the staff pages sign
+    # anyone in or out, so it runs after theirs alone, not after each API call (issue 14).
+    remember = getattr(login_manager, "_update_remember_cookie", None)
+    if remember in app.after_request_funcs.get(None, []):
+        app.after_request_funcs[None].remove(remember)
+        app.after_request_funcs.setdefault(web_bp.name, []).append(remember)
     register_api(app)
     register_error_handlers(app)
     register_outage_handlers(app)

@@ -192,6 +192,8 @@ def register_outage_handlers(app: Flask) -> None:
         # rollback of a reading request's open transaction raises when the database went away
         # after the answer was made, and from a teardown that turns a good answer into the WSGI
         # server's 500. The server has dropped that transaction anyway; nothing is lost.
+        if not db.session.registry.has():
+            return  # no session was opened (a quote, a page with no database work): nothing to close
         try:
             db.session.remove()
         except Exception as failure:
