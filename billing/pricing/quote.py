@@ -16,6 +16,9 @@ from .tax import tax_amount
 from .vials import Dispensed, VialCount, choose_vials, dispensed_vials
 
 
+_NO_GRAMS, _ONE = Decimal(0), Decimal(1)
+
+
 @dataclass(frozen=True, slots=True)
 class InfusionRequest:
     product_code: str
@@ -92,10 +95,10 @@ def _product_line(price_list: PriceList, request: InfusionRequest) -> Line:
         dispensed = choose_vials(product, grams)
     rate = price_list.tax[PRODUCT]
     quantity_text = decimal_text(dispensed.grams)
+    count = dispensed.vial_count
     return Line(
         category=PRODUCT,
-        description=f"{product.name}: {quantity_text} g in {dispensed.vial_count} "
-        f"vial{'s' if dispensed.vial_count != 1 else ''}",
+        description=f"{product.name}: {quantity_text} g in {count} vial{'s' if count != 1 else ''}",
         quantity=dispensed.grams,
         unit="g",
         unit_amount=product.gram_amount if product.pricing == "per_gram" else None,
@@ -104,7 +107,7 @@ def _product_line(price_list: PriceList, request: InfusionRequest) -> Line:
         tax_label=rate.label,
         tax_amount=tax_amount(dispensed.amount, rate),
         dose_grams=grams,
-        waste_grams=max(dispensed.grams - grams, Decimal(0)),
+        waste_grams=max(dispensed.grams - grams, _NO_GRAMS),
         vials=dispensed.vials,
     )
 
@@ -115,7 +118,7 @@ def _service_line(price_list: PriceList, request: InfusionRequest) -> Line:
     return Line(
         category=SERVICE,
         description=f"Infusion service: {request.duration_minutes} minutes",
-        quantity=Decimal(1),
+        quantity=_ONE,
         unit="session",
         unit_amount=amount,
         amount=amount,

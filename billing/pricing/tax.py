@@ -8,5 +8,8 @@ from .catalogue import TaxRate
 from .money import round_half_up
 
 
+_PERCENT = Decimal(100)
+
+
 def tax_amount(amount: int, rate: TaxRate) -> int:
-    return round_half_up(Decimal(amount) * rate.rate / Decimal(100))
+    return round_half_up(Decimal(amount) * rate.rate / _PERCENT)
