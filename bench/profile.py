@@ -188,11 +188,13 @@ def _profile_app(key: str) -> dict[str, dict[str, float]]:
         results["POST /api/v1/invoices"] = _measure(app, seams, INVOICES, send_invoice)
 
         now = int(time.time())
+        run = os.urandom(4).hex()  # a run of its own: a database kept from an earlier run has seen those ids
 
         def send_event(i: int) -> None:
             body = json.dumps({
-                "id": f"evt_profile_{i}", "type": "infusion.booked", "created": now,
-                "data": {"booking_id": f"bk_profile_{i}", "patient": {"id": f"pt_{i % 700}", "name": "Bench Patient"},
+                "id": f"evt_profile_{run}_{i}", "type": "infusion.booked", "created": now,
+                "data": {"booking_id": f"bk_profile_{run}_{i}",
+                         "patient": {"id": f"pt_{i % 700}", "name": "Bench Patient"},
                          "product_code": "IVIG10-5-10-20",
                          "dose": {"grams_per_kg": "0.4", "weight_kg": str(50 + i % 60)},
                          "duration_minutes": 120 + i % 180, "service_date": "2026-12-01",
