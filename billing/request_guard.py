@@ -102,15 +102,15 @@ def guard_request() -> None:
     One hook, reading the WSGI environ where it can: before-request hooks and request-proxy
     lookups are a measurable share of a quote's time (issue 14)."""
     req = request._get_current_object()  # type: ignore[attr-defined]
-    environ = req.environ
-    # A body with no Content-Length (chunked) is read at most to the limit — werkzeug stops
-    # there quietly, so reaching it means there was more — and refused too.
+    wsgi_environ = req.environ  # (a bare `environ` is taken for settings by test_config)
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     # request.content_length's own rule, read straight off the environ (its headers view costs more)
-    length = get_content_length(environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING"))
-    chunked = length is None and environ.get("wsgi.input_terminated")
+    length = get_content_length(wsgi_environ.get("CONTENT_LENGTH"), wsgi_environ.get("HTTP_TRANSFER_ENCODING"))
+    chunked = length is None and wsgi_environ.get("wsgi.input_terminated")
     if length is not None and length > limit:
         raise RequestEntityTooLarge(f"The request body is over {limit} bytes.")
+    # A body with no Content-Length (chunked) is read at most to the limit — werkzeug stops
+    # there quietly, so reaching it means there was more — and refused too.
     raw = req.get_data(cache=True) if length or chunked else b""
     if chunked and len(raw) >= limit:
         raise RequestEntityTooLarge(f"The request body is over {limit} bytes.")

@@ -11,7 +11,6 @@ import os
 import re
 import time
 
-import orjson
 from flask import Flask, Response, g, request
 
 log = logging.getLogger("billing.request")
@@ -42,13 +41,7 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        # orjson: json.dumps(line, default=str)'s JSON, written compact, in UTF-8 and a few µs
-        # sooner; datetimes go through str() as before. What orjson refuses (a key that isn't
-        # a string, an integer past 64 bits) goes to json.dumps.
-        try:
-            return orjson.dumps(line, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
-        except TypeError:
-            return json.dumps(line, default=str)
+        return json.dumps(line, default=str)
 
 
 def configure_logging() -> None:
