@@ -15,14 +15,13 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
 from billing.booking import BookingSchema, EnvelopeSchema
-from billing.inputs import PatientSchema, quick_booking, quick_patient
+from billing.inputs import quick_booking, quick_patient
 
 from .test_quick_inputs import EDGES as INFUSION_EDGES
 from .test_quick_inputs import edge_bodies, json_values, scalars, valid_infusion, vary
 
 BOOKING_SCHEMA = BookingSchema()
 ENVELOPE_SCHEMA = EnvelopeSchema()
-PATIENT_SCHEMA = PatientSchema()
 
 
 def _schema_load(schema: Schema, body: Any) -> Any:
