@@ -11,15 +11,25 @@ import os
 import re
 import time
 
+import orjson
 from flask import Flask, Response, g, request
 
 log = logging.getLogger("billing.request")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _INFO = logging.INFO
+# Dates and dataclasses go to `default=str`, as json.dumps(default=str) wrote them.
+_LINE_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 class JsonFormatter(logging.Formatter):
-    """Each record as one JSON line; the handler formats it, so a request only hands over its fields."""
+    """Each record as one compact JSON line of ASCII; the handler formats it, so a request only
+    hands over its fields.
+
+    orjson writes it: json.dumps, building an encoder per call, was about half of the request
+    line's cost inside a quote (issue 14). What orjson can't write as json.dumps would (an integer
+    past 64 bits, a key that isn't text, a lone surrogate) and any line with characters outside
+    ASCII go through json.dumps, which escapes them, so every line stays plain ASCII whatever the
+    stream's encoding."""
 
     _second = -1
     _stamp = ""
@@ -41,7 +51,11 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        try:
+            text = orjson.dumps(line, default=str, option=_LINE_OPTIONS).decode()
+        except TypeError:  # orjson.JSONEncodeError
+            text = ""
+        return text if text and text.isascii() else json.dumps(line, default=str, separators=(",", ":"))
 
 
 def configure_logging() -> None:

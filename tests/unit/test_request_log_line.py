@@ -55,3 +55,43 @@ def test_a_request_without_a_usable_id_gets_a_fresh_one(api):
     second = api.get("/api/v1/price-lists")
     ids = {first.headers["X-Request-Id"], second.headers["X-Request-Id"]}
     assert len(ids) == 2 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_line_is_compact_ascii_json_whatever_its_fields_hold():
+    """orjson writes the usual line; what it can't write as json.dumps would (a big integer, a
+    key that isn't text, a lone surrogate) and anything outside ASCII goes through json.dumps,
+    escaped, so the same fields always read back the same and the line is plain ASCII."""
+    from datetime import date, datetime, timezone
+
+    formatter = JsonFormatter()
+    cases = [
+        ({"route": "/api/v1/quotes", "status": 200, "ms": 1.25}, None),
+        ({"detail": "Clinic £ café — 患者"}, None),
+        ({"big": 2 ** 70}, None),
+        ({"when": datetime(2026, 11, 27, 9, 30, tzinfo=timezone.utc), "day": date(2026, 11, 27)},
+         {"when": "2026-11-27 09:30:00+00:00", "day": "2026-11-27"}),
+        ({"odd": "\ud800"}, None),
+        ({"nested": {1: "one"}}, {"nested": {"1": "one"}}),
+    ]
+    for fields, expected in cases:
+        text = formatter.format(_record(1_800_000_000.0, **fields))
+        assert text.isascii() and "\n" not in text and text.startswith('{"ts":"'), text
+        line = json.loads(text)
+        assert {k: line[k] for k in fields} == (expected or fields), text
+        assert (line["level"], line["logger"], line["msg"]) == ("info", "billing.request", "request")
+    plain = formatter.format(_record(1_800_000_000.0, route="/api/v1/quotes", status=200))
+    assert plain.endswith('"route":"/api/v1/quotes","status":200}')
+
+
+def test_an_error_line_carries_its_traceback():
+    formatter = JsonFormatter()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        record = logging.getLogger("billing.request").makeRecord(
+            "billing.request", logging.ERROR, __file__, 0, "failed", (), sys.exc_info())
+    line = json.loads(formatter.format(record))
+    assert line["level"] == "error" and line["msg"] == "failed"
+    assert line["exc"].startswith("Traceback") and line["exc"].endswith("ValueError: boom")
