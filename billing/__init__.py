@@ -142,6 +142,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
+    # Flask-WTF's own hook does nothing with WTF_CSRF_CHECK_DEFAULT off: _check_csrf takes its
+    # place, so it is dropped rather than called, to return at once, on every request.
+    app.before_request_funcs[None] = [
+        hook for hook in app.before_request_funcs.get(None, [])
+        if not (hook.__module__ == "flask_wtf.csrf" and hook.__name__ == "csrf_protect")]
 
     @app.before_request
     def _check_csrf() -> None:

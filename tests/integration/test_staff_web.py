@@ -57,6 +57,21 @@ def test_a_post_without_a_csrf_token_is_400_and_changes_nothing(app, client, api
     assert row_counts(app) == before
 
 
+def test_one_csrf_hook_runs_ours_in_place_of_flask_wtfs(app, client, users, monkeypatch):
+    """Flask-WTF's own hook (a no-op with WTF_CSRF_CHECK_DEFAULT off) is dropped; ours checks
+    staff forms and only them."""
+    hooks = [f"{hook.__module__}.{hook.__name__}" for hook in app.before_request_funcs[None]]
+    assert "flask_wtf.csrf.csrf_protect" not in hooks and hooks.count("billing._check_csrf") == 1
+    protect = app.extensions["csrf"].protect
+    calls = []
+    monkeypatch.setattr(app.extensions["csrf"], "protect", lambda **kw: calls.append(kw) or protect(**kw))
+    assert client.post("/login", data={"email": "x@clinic.example", "password": "x"}).status_code == 400
+    assert calls == [{"apply_exemptions": True}]
+    client.get("/login")
+    client.post("/api/v1/quotes", json={})
+    assert len(calls) == 2  # the GET, through protect's own method rule; never the API
+
+
 def test_roles_limit_what_each_person_can_do(app, client, api, users):
     api.post("/api/v1/price-lists", json=price_list_document())
     invoice = open_invoice(api)
