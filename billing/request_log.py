@@ -53,9 +53,11 @@ class JsonFormatter(logging.Formatter):
             line["exc"] = self.formatException(record.exc_info)
         try:
             text = orjson.dumps(line, default=str, option=_LINE_OPTIONS).decode()
+            if text.isascii():
+                return text
         except TypeError:  # orjson.JSONEncodeError
-            text = ""
-        return text if text and text.isascii() else json.dumps(line, default=str, separators=(",", ":"))
+            pass
+        return json.dumps(line, default=str, separators=(",", ":"))
 
 
 def configure_logging() -> None:
