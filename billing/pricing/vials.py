@@ -66,6 +66,8 @@ class _CoverTable:
             last[t] = choice
         self.best = best
         self.last = last
+        # choose_vials's answer for each target it has met (Dispensed values), by target.
+        self.answers: dict[int, Dispensed] = {}
 
     def cover(self, target: int) -> tuple[int, list[int]]:
         """The units dispensed and how many of each size, for at least `target` units."""
@@ -95,6 +97,9 @@ def _ceil_div(numerator: int, denominator: int) -> int:
 
 
 _TABLES: dict[int, tuple[Product, tuple[int, _CoverTable]]] = {}
+# Vial sizes in hundredths of a gram with no common factor make 20,000 targets up to 200 g;
+# past this many kept answers, the rest are worked out on each call, as before.
+_ANSWERS_PER_PRODUCT = 4096
 
 
 def _table(product: Product) -> tuple[int, _CoverTable]:
@@ -130,10 +135,20 @@ def choose_vials(product: Product, dose_grams: Decimal) -> Dispensed:
     unit_hundredths, table = _table(product)
     # ceil(ceil(x) / n) == ceil(x / n) for a whole n, so this stays in exact integers.
     dose_hundredths = int((dose_grams * _HUNDREDTHS).to_integral_value(rounding=ROUND_CEILING))
-    units, counts = table.cover(_ceil_div(dose_hundredths, unit_hundredths))
-    vials = tuple(VialCount(v, n) for v, n in zip(product.vials, counts) if n)
-    grams = Decimal(units * unit_hundredths) / _HUNDREDTHS
-    return Dispensed(vials, grams, _amount(product, vials, grams))
+    target = _ceil_div(dose_hundredths, unit_hundredths)
+    # The answer depends on the target alone, and a product has few: doses round up to whole
+    # units of its vials' common size (to 5 g, 40 targets up to 200 g, for 5/10/20 g vials).
+    # So each target's answer, an immutable value, is worked out once per product and kept,
+    # at most _ANSWERS_PER_PRODUCT of them.
+    dispensed = table.answers.get(target)
+    if dispensed is None:
+        units, counts = table.cover(target)
+        vials = tuple(VialCount(v, n) for v, n in zip(product.vials, counts) if n)
+        grams = Decimal(units * unit_hundredths) / _HUNDREDTHS
+        dispensed = Dispensed(vials, grams, _amount(product, vials, grams))
+        if len(table.answers) < _ANSWERS_PER_PRODUCT:
+            table.answers[target] = dispensed
+    return dispensed
 
 
 def dispensed_vials(product: Product, reported: list[tuple[Decimal, int]]) -> Dispensed:

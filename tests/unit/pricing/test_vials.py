@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.pricing import Product, UnknownVialSize, Vial, choose_vials, dispensed_vials
+from billing.pricing import vials
 from billing.pricing.dose import MAX_DOSE_GRAMS
 
 from .catalogues import contract_price_list
@@ -117,6 +118,30 @@ def test_the_choice_covers_the_dose_and_nothing_is_better(product, dose):
     assert type(dispensed.amount) is int
     assert dispensed.amount == sum(vc.vial.unit_amount * vc.count for vc in dispensed.vials)
     assert (dispensed.amount, dispensed.grams, dispensed.vial_count) == brute_force_best(product, dose)
+
+
+def fresh(product: Product) -> Product:
+    """An equal product that is another object, so its vial table and kept answers are new."""
+    return Product(product.code, product.name, product.pricing, product.vials, product.gram_amount)
+
+
+@settings(max_examples=150, deadline=None)
+@given(catalogues, st.lists(doses, min_size=1, max_size=6))
+def test_an_answer_kept_for_a_product_is_the_one_worked_out_afresh(product, asked):
+    # choose_vials keeps each target's answer per product: asked again, for the same dose or
+    # one rounding up to the same target, it gives what a fresh product's table works out.
+    for dose in asked + asked[::-1]:
+        assert choose_vials(product, dose) == choose_vials(fresh(product), dose)
+
+
+def test_kept_answers_stop_at_the_cap_and_the_rest_are_still_worked_out(monkeypatch):
+    monkeypatch.setattr(vials, "_ANSWERS_PER_PRODUCT", 3)
+    product = fresh(PER_GRAM)
+    asked = [D(n) / 4 for n in range(1, 60, 3)]  # 0.25 g … 14.5 g: many 2.5 g targets
+    for dose in asked + asked:
+        assert choose_vials(product, dose) == choose_vials(fresh(PER_GRAM), dose)
+    assert len(vials._table(product)[1].answers) == 3
+    assert choose_vials(product, D("14.5")).amount == 82500  # 15 g at 5,500 a gram
 
 
 @settings(max_examples=200, deadline=None)
