@@ -7,13 +7,15 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from .errors import CurrencyMismatch
 
+_WHOLE = Decimal(1)
+
 
 def round_half_up(value: Decimal) -> int:
     """Round an exact amount of minor units to a whole one, halves away from zero.
 
     The contract's only rounding rule: every line is rounded once, like this.
     """
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(value.quantize(_WHOLE, rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True, slots=True)

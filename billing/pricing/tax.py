@@ -12,4 +12,6 @@ _PERCENT = Decimal(100)
 
 
 def tax_amount(amount: int, rate: TaxRate) -> int:
+    if not rate.rate:
+        return 0  # exempt or zero-rated, as both IVIG lines usually are: nothing to work out
     return round_half_up(Decimal(amount) * rate.rate / _PERCENT)

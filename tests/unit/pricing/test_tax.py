@@ -5,6 +5,9 @@ from billing.pricing import TaxRate, tax_amount
 
 def test_exempt_is_zero():
     assert tax_amount(168000, TaxRate(D("0"), "Exempt")) == 0
+    assert tax_amount(168000, TaxRate(D("0.00"), "Zero-rated")) == 0
+    assert tax_amount(1, TaxRate(D("0.01"), "x")) == 0  # 0.0001p: a rate above 0 is still worked out
+    assert tax_amount(5000, TaxRate(D("0.01"), "x")) == 1  # 0.5p rounds up
 
 
 def test_tax_is_rounded_half_up_per_line():
