@@ -21,7 +21,7 @@ QUOTE = {
 }
 
 
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # the figure is the median of 3
 
 
 def _load(base: str, path: str, **request: object) -> tuple[dict[str, float], float]:
