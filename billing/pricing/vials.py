@@ -97,9 +97,11 @@ def _ceil_div(numerator: int, denominator: int) -> int:
 
 
 _TABLES: dict[int, tuple[Product, tuple[int, _CoverTable]]] = {}
-# Vial sizes in hundredths of a gram with no common factor make 20,000 targets up to 200 g;
-# past this many kept answers, the rest are worked out on each call, as before.
-_ANSWERS_PER_PRODUCT = 4096
+# The brands on the market step by 0.5 g at the finest (1 and 2.5 g vials): 400 targets up
+# to 200 g. Sizes in hundredths of a gram with no common factor make 20,000. Past this many
+# kept answers a product's others are worked out on each call, as before, so the kept answers
+# of all 256 tables _TABLES holds stay within a few tens of MB, not hundreds.
+_ANSWERS_PER_PRODUCT = 512
 
 
 def _table(product: Product) -> tuple[int, _CoverTable]:
