@@ -9,7 +9,9 @@ import json
 import logging
 import os
 import re
+import threading
 import time
+from typing import Any
 
 import orjson
 from flask import Flask, Response, g, request
@@ -19,6 +21,53 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _INFO = logging.INFO
 # Dates and dataclasses go to `default=str`, as json.dumps(default=str) wrote them.
 _LINE_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class _RequestLine:
+    """The request line's LogRecord, made from a copy of one kept per process.
+
+    A record's `__init__` works out some twenty attributes, of which all but the time and the
+    thread are the same for every request line of a process: where it was logged, the level's
+    name, the process id (a system call) and the multiprocessing name. Made inside a request
+    that took about 4.4 µs of a quote's 130, 2.6 times what it takes in a tight loop. A full
+    record is made once per process (and again in a forked child, whose id differs) and each
+    line copies its attributes, sets the time and thread as `LogRecord.__init__` would, and
+    goes to the handlers as a plain LogRecord: any handler, filter or formatter sees every
+    attribute a record has."""
+
+    _fixed: dict[str, Any] = {}
+    _kind: type[logging.LogRecord] = logging.LogRecord  # the record factory's class, as makeRecord made it
+
+    @classmethod
+    def forget(cls) -> None:
+        cls._fixed = {}
+
+    @classmethod
+    def make(cls, fields: dict[str, Any]) -> logging.LogRecord:
+        fixed = cls._fixed
+        if not fixed:
+            made = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+            cls._kind = type(made)
+            fixed = cls._fixed = {key: value for key, value in made.__dict__.items() if key not in _PER_LINE}
+        record = cls._kind.__new__(cls._kind)
+        attributes = record.__dict__
+        attributes.update(fixed)
+        now = time.time()
+        attributes["created"] = now
+        attributes["msecs"] = int((now - int(now)) * 1000) + 0.0  # as LogRecord.__init__ (gh-89047)
+        attributes["relativeCreated"] = (now - _STARTED) * 1000
+        if logging.logThreads:
+            attributes["thread"] = threading.get_ident()
+            attributes["threadName"] = threading.current_thread().name
+        else:
+            attributes["thread"] = attributes["threadName"] = None
+        attributes["fields"] = fields
+        return record
+
+
+_PER_LINE = frozenset({"created", "msecs", "relativeCreated", "thread", "threadName"})
+_STARTED = logging._startTime  # type: ignore[attr-defined]  (what relativeCreated counts from)
+os.register_at_fork(after_in_child=_RequestLine.forget)
 
 
 class JsonFormatter(logging.Formatter):
@@ -93,14 +142,12 @@ def init_request_log(app: Flask) -> None:
         rule = req.url_rule
         # The record is made and handed to the handlers directly: Logger.info would also walk the
         # stack to find the caller, which this line never shows. Formatting is the handler's.
-        record = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
-        record.fields = {
+        log.handle(_RequestLine.make({
             "request_id": request_id,
             "method": req.method,
             "route": rule.rule if rule is not None else "<unmatched>",
             "status": response.status_code,
             "ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
             "actor": state.get("actor"),
-        }
-        log.handle(record)
+        }))
         return response

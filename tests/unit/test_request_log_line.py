@@ -5,6 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import threading
+import time
+
+import pytest
 
 from billing.request_log import JsonFormatter
 
@@ -95,3 +100,52 @@ def test_an_error_line_carries_its_traceback():
     line = json.loads(formatter.format(record))
     assert line["level"] == "error" and line["msg"] == "failed"
     assert line["exc"].startswith("Traceback") and line["exc"].endswith("ValueError: boom")
+
+
+def test_the_request_line_is_a_whole_log_record_made_now():
+    """Made from a copy kept per process, it has every attribute LogRecord.__init__ gives, with
+    the same values, its own time and thread, so any handler or formatter reads it as any other."""
+    from billing.request_log import _RequestLine, log
+
+    before = time.time()
+    line = _RequestLine.make({"route": "/api/v1/quotes"})
+    after = time.time()
+    made = log.makeRecord(log.name, logging.INFO, _request_log_file(), 0, "request", (), None)
+    assert type(line) is logging.LogRecord
+    assert line.__dict__.keys() == made.__dict__.keys() | {"fields"}
+    varying = {"created", "msecs", "relativeCreated"}
+    assert {k: v for k, v in line.__dict__.items() if k not in varying | {"fields"}} == \
+        {k: v for k, v in made.__dict__.items() if k not in varying}
+    assert before <= line.created <= after and line.msecs == int((line.created - int(line.created)) * 1000)
+    assert line.relativeCreated == pytest.approx((line.created - logging._startTime) * 1000)  # type: ignore[attr-defined]
+    assert (line.process, line.thread) == (os.getpid(), threading.get_ident())
+    assert line.fields == {"route": "/api/v1/quotes"} and line.getMessage() == "request"
+    # as the standard Formatter writes any record
+    assert logging.Formatter("%(process)d %(threadName)s %(levelname)s %(name)s %(message)s").format(line) == \
+        f"{os.getpid()} {threading.current_thread().name} INFO billing.request request"
+
+
+def test_a_forked_worker_writes_its_own_process_id():
+    """gunicorn forks its workers after the app is loaded: the kept copy is the parent's until a
+    child makes its first line."""
+    from billing.request_log import _RequestLine
+
+    _RequestLine.make({})  # the parent's copy is kept
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's result goes through the pipe)
+        try:
+            os.write(writer, str(_RequestLine.make({}).process).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as answer:
+        assert int(answer.read()) == child
+    os.waitpid(child, 0)
+    assert _RequestLine.make({}).process == os.getpid()
+
+
+def _request_log_file() -> str:
+    import billing.request_log
+
+    return billing.request_log.__file__
