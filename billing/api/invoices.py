@@ -13,6 +13,7 @@ from ..models import Invoice, Payment, Refund
 from ..pdf import invoice_pdf
 from ..payments import public_base_url, stripe_gateway
 from ..quotes import build_request
+from .arguments import json_body
 from .auth import api_blueprint
 from .idempotency import idempotent, request_key
 from .problems import problem_response
@@ -94,7 +95,7 @@ class Invoices(MethodView):
         return {"data": [invoice_view(r, *children[r.seq], notes[r.seq]) for r in rows], "has_more": has_more}
 
     @idempotent
-    @blp.arguments(InvoiceCreateSchema(), example=INVOICE_EXAMPLE)
+    @json_body(blp, InvoiceCreateSchema(), example=INVOICE_EXAMPLE)
     @blp.response(201, InvoiceSchema)
     @blp.doc(**idempotency_doc("The booking (booking_id) already has a live invoice."))
     def post(self, data):

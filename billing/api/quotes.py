@@ -7,6 +7,7 @@ from flask.views import MethodView
 
 from .. import quotes
 from ..pricing import CourseQuote
+from .arguments import json_body
 from .auth import api_blueprint
 from ..pricing.documents import course_json, quote_json
 from .schemas import CourseQuoteSchema, QuoteRequestSchema, QuoteSchema  # noqa: F401 (documented in register_api)
@@ -17,7 +18,7 @@ blp = api_blueprint("quotes", __name__, "Quotes and costed treatment plans")
 
 @blp.route("/quotes")
 class Quotes(MethodView):
-    @blp.arguments(QuoteRequestSchema(), example=INFUSION_EXAMPLE)
+    @json_body(blp, QuoteRequestSchema(), example=INFUSION_EXAMPLE)
     @blp.doc(responses={"200": {
         "description": "The quote (one infusion) or the costed plan (a course); both are estimates.",
         "content": {"application/json": {"schema": {"oneOf": [
