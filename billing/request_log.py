@@ -36,7 +36,6 @@ class _RequestLine:
     attribute a record has."""
 
     _fixed: dict[str, Any] = {}
-    _kind: type[logging.LogRecord] = logging.LogRecord  # the record factory's class, as makeRecord made it
 
     @classmethod
     def forget(cls) -> None:
@@ -44,12 +43,17 @@ class _RequestLine:
 
     @classmethod
     def make(cls, fields: dict[str, Any]) -> logging.LogRecord:
+        if logging.getLogRecordFactory() is not _LogRecord:
+            # Someone's own record factory (a tracing library's, adding the span's ids) may set
+            # attributes of its own per record: it makes every line, as it would any record.
+            record = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+            record.fields = fields
+            return record
         fixed = cls._fixed
         if not fixed:
             made = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
-            cls._kind = type(made)
             fixed = cls._fixed = {key: value for key, value in made.__dict__.items() if key not in _PER_LINE}
-        record = cls._kind.__new__(cls._kind)
+        record = _LogRecord.__new__(_LogRecord)
         attributes = record.__dict__
         attributes.update(fixed)
         now = time.time()
@@ -65,6 +69,7 @@ class _RequestLine:
         return record
 
 
+_LogRecord = logging.LogRecord
 _PER_LINE = frozenset({"created", "msecs", "relativeCreated", "thread", "threadName"})
 _STARTED = logging._startTime  # type: ignore[attr-defined]  (what relativeCreated counts from)
 os.register_at_fork(after_in_child=_RequestLine.forget)

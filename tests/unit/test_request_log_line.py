@@ -149,3 +149,26 @@ def _request_log_file() -> str:
     import billing.request_log
 
     return billing.request_log.__file__
+
+
+def test_a_record_factory_of_someone_else_makes_every_line():
+    """A tracing library's factory adds its ids to each record: no line may carry a copy of an
+    earlier one's."""
+    from billing.request_log import _RequestLine
+
+    made = iter(range(1, 100))
+    default = logging.getLogRecordFactory()
+
+    def traced(*args, **kwargs):
+        record = default(*args, **kwargs)
+        record.span = next(made)
+        return record
+
+    _RequestLine.make({})  # a copy is kept from the default factory's record
+    logging.setLogRecordFactory(traced)
+    try:
+        assert [_RequestLine.make({"n": n}).span for n in range(3)] == [1, 2, 3]
+        assert _RequestLine.make({"n": 4}).fields == {"n": 4}
+    finally:
+        logging.setLogRecordFactory(default)
+    assert not hasattr(_RequestLine.make({}), "span")
