@@ -41,17 +41,22 @@ class _RequestLine:
     def forget(cls) -> None:
         cls._fixed = {}
 
+    @staticmethod
+    def made() -> logging.LogRecord:
+        """A request line's record as the logger makes one (Logger.info's, less its stack walk)."""
+        return log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+
     @classmethod
     def make(cls, fields: dict[str, Any]) -> logging.LogRecord:
         if logging.getLogRecordFactory() is not _LogRecord:
             # Someone's own record factory (a tracing library's, adding the span's ids) may set
             # attributes of its own per record: it makes every line, as it would any record.
-            record = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+            record = cls.made()
             record.fields = fields
             return record
         fixed = cls._fixed
         if not fixed:
-            made = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+            made = cls.made()
             fixed = cls._fixed = {key: value for key, value in made.__dict__.items() if key not in _PER_LINE}
         record = _LogRecord.__new__(_LogRecord)
         attributes = record.__dict__

