@@ -144,3 +144,25 @@ def test_a_forked_worker_writes_its_own_process_id():
     os.waitpid(child, 0)
     assert _RequestLine.make({}).process == os.getpid()
 
+
+def test_a_record_factory_of_someone_else_makes_every_line():
+    """A tracing library's factory adds its ids to each record: no line may carry a copy of an
+    earlier one's."""
+    from billing.request_log import _RequestLine
+
+    made = iter(range(1, 100))
+    default = logging.getLogRecordFactory()
+
+    def traced(*args, **kwargs):
+        record = default(*args, **kwargs)
+        record.span = next(made)
+        return record
+
+    _RequestLine.make({})  # a copy is kept from the default factory's record
+    logging.setLogRecordFactory(traced)
+    try:
+        assert [_RequestLine.make({"n": n}).span for n in range(3)] == [1, 2, 3]
+        assert _RequestLine.make({"n": 4}).fields == {"n": 4}
+    finally:
+        logging.setLogRecordFactory(default)
+    assert not hasattr(_RequestLine.make({}), "span")
